@@ -1,0 +1,3 @@
+from vila_m3_core.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""Process-group helpers for the multi-GPU overlays, so the same overlay runs on GPUs (nccl) and on CPU (gloo).
+
+The Model Zoo overlays hard-code nccl, ``cuda:<LOCAL_RANK>`` and ``device_ids``; these helpers pick the backend and
+device from what is available, so CI can run ``torchrun --nproc_per_node=2`` on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def local_device() -> torch.device:
+    """``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    return torch.device("cpu")
+
+
+def init_process_group() -> str:
+    """Initialise the default process group once (nccl on CUDA, gloo on CPU); returns the backend used."""
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_device())
+    return backend
+
+
+def wrap_ddp(network: torch.nn.Module, device: torch.device, **kwargs) -> torch.nn.Module:
+    """Wrap ``network`` (already on ``device``) in DDP; ``device_ids`` only for CUDA modules (None on CPU)."""
+    device_ids = [device] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(network.to(device), device_ids=device_ids, **kwargs)
+
+
+def is_rank0() -> bool:
+    """True outside distributed runs and on global rank 0."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def destroy_process_group() -> None:
+    """Destroy the default process group if one is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
