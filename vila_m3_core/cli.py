@@ -6,16 +6,35 @@ import logging
 import sys
 
 from vila_m3_core.errors import VilaM3Error
+from vila_m3_core.model import cli as model_cli
 
 
 class CLI:
     """vila-m3: run, chat with, evaluate and package the VILA-M3 medical vision-language model."""
 
-    def generate(self, *args, **kwargs):
-        """Answer a prompt about one or more images with VILA-M3 (see vila_m3_core.model.cli.generate)."""
-        from vila_m3_core.model.cli import generate
+    generate = staticmethod(model_cli.generate)
 
-        return generate(*args, **kwargs)
+    def predict(self, image_dir, output_json, cache_dir=None, device="auto", recursive=True):
+        """Score every chest X-ray picture under a folder with the CXR ensemble; write {image: {class: score}} JSON
+        (see vila_m3_core.experts.cxr.predict_folder)."""
+        from vila_m3_core.experts.cxr import predict_folder
+
+        return predict_folder(image_dir, output_json, cache_dir=cache_dir, device=device, recursive=recursive)
+
+    def chat(self, *args, **kwargs):
+        """Ask about an image (file, DICOM folder or 4 MRI files t1ce,t1,t2,flair); VILA-M3 may call its experts.
+        Prints the answer and writes overlays, segmentations and trace.json to --output_dir
+        (see vila_m3_core.agent_cli.run_chat for all flags)."""
+        from vila_m3_core.agent_cli import chat
+
+        return chat(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """Run a benchmark (radvqa, slake, pathvqa, mimicvqa, report_mimic, report_iu, chestxray14, chexpert) or
+        ``--suite all`` and print its table (see vila_m3_core.evaluation.cli.evaluate)."""
+        from vila_m3_core.evaluation.cli import evaluate
+
+        return evaluate(*args, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:

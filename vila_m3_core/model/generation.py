@@ -126,15 +126,20 @@ def _hf_generation_kwargs(settings: GenerationSettings, tokenizer: Any, eos_ids:
     return kwargs
 
 
-def _decode(tokenizer: Any, ids: torch.Tensor, stops: Sequence[str]) -> tuple[str, int]:
-    """Text of generated ``ids`` (special tokens and a trailing stop string removed) and its token count."""
-    pad = tokenizer.pad_token_id
-    tokens = [t for t in ids.tolist() if t != pad] if pad is not None else ids.tolist()
-    text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+def _decode(tokenizer: Any, ids: torch.Tensor, eos_ids: Sequence[int], stops: Sequence[str]) -> tuple[str, int]:
+    """Text of generated ``ids`` up to the first stop token, and the number of tokens generated (stop included;
+    the padding that fills a batch row after it is not counted)."""
+    tokens = ids.tolist()
+    n_new = len(tokens)
+    for position, token in enumerate(tokens):
+        if token in eos_ids:
+            n_new = position + 1
+            break
+    text = tokenizer.decode(tokens[:n_new], skip_special_tokens=True).strip()
     for stop in stops:
-        if stop and text.endswith(stop):
-            text = text[: -len(stop)].strip()
-    return text, len(tokens)
+        if stop and stop in text:
+            text = text[: text.index(stop)].strip()
+    return text, n_new
 
 
 def generate_batch(
@@ -189,7 +194,7 @@ def generate_batch(
             kwargs["generation_config"].max_new_tokens = config.max_new_tokens
         seconds = (time.perf_counter() - started) / len(batch)
         for row, index in enumerate(batch):
-            text, n_new = _decode(tokenizer, generated[row], stops)
+            text, n_new = _decode(tokenizer, generated[row], eos_ids, stops)
             prompt_tokens = int(inputs["attention_mask"][row].sum())
             outputs[index] = GenerationOutput(text, prompt_tokens, n_new, seconds)
     return outputs  # type: ignore[return-value]
@@ -239,7 +244,7 @@ def generate_text_batch(
                 generated = model.generate(**encoded, **kwargs)
             new = generated[:, encoded["input_ids"].shape[1] :]
             for row, index in enumerate(batch):
-                results[index] = _decode(tokenizer, new[row], stop)[0]
+                results[index] = _decode(tokenizer, new[row], eos_ids, stop)[0]
     finally:
         tokenizer.padding_side = padding_side
     return results

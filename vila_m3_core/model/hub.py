@@ -73,7 +73,7 @@ def resolve_checkpoint(
         raise VilaM3Error(
             f"Cannot fetch {name} (revision {revision or 'main'}) from the Hugging Face Hub and it is not in the cache "
             f"{cache} ({type(err).__name__}). Either go online once so it is cached (or run "
-            f"`huggingface-cli download {name}`), or download the checkpoint folder (config.json, llm/, "
+            f"`hf download {name}`), or download the checkpoint folder (config.json, llm/, "
             "vision_tower/, mm_projector/) yourself and pass it with --model_path /path/to/folder."
         ) from None
     path = Path(snapshot)

@@ -153,6 +153,10 @@ class VilaM3(nn.Module):
         root.mkdir(parents=True, exist_ok=True)
         self.llm.save_pretrained(str(root / "llm"), safe_serialization=True)
         self.tokenizer.save_pretrained(str(root / "llm"))
+        special_map = root / "llm" / "special_tokens_map.json"
+        if not special_map.is_file():  # transformers 5 no longer writes it; the released folders have it
+            tokens = {k: getattr(self.tokenizer, k) for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
+            special_map.write_text(json.dumps({k: v for k, v in tokens.items() if v}, indent=2) + "\n")
         save_vision_tower(self.vision_tower, root / "vision_tower", self.image_processor.to_dict())
         projector_cfg = dict(self.config.raw.get("mm_projector_cfg") or {})
         projector_cfg.setdefault("architectures", ["MultimodalProjector"])
