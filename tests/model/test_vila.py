@@ -229,3 +229,13 @@ def test_prompt_longer_than_context(vicuna_model, monkeypatch):
 def test_unknown_conv_mode(vicuna_model):
     with pytest.raises(VilaM3Error, match="Unknown conv_mode"):
         vicuna_model.generate("Hi", conv_mode="alpaca")
+
+
+def test_bfloat16_load_and_numpy_image(tiny_llama3):
+    model = VilaM3.from_pretrained(tiny_llama3, dtype="bfloat16", device="cpu", conv_mode="llama_3")
+    assert model.dtype == torch.bfloat16 and model.vision_tower.dtype == torch.bfloat16
+    array = np.asarray(random_image(9), dtype=np.float32) / 255.0  # float array in 0..1
+    out = model.generate("What is shown?", images=[array], max_new_tokens=3, return_details=True)
+    assert out.new_tokens <= 3 and out.prompt_tokens > model.tokens_per_image
+    with pytest.raises(VilaM3Error, match="Unknown dtype"):
+        VilaM3.from_pretrained(tiny_llama3, dtype="int8")

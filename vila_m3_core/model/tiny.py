@@ -114,6 +114,7 @@ def build_tiny_checkpoint(
     max_length: int = 4096,
     dtype: torch.dtype = torch.float32,
     init_std: float = 0.2,
+    num_layers: int = 2,
 ) -> Path:
     """Write a random-weight VILA-M3 checkpoint in the released layout and return its folder.
 
@@ -125,6 +126,7 @@ def build_tiny_checkpoint(
         max_length: context length recorded as ``tokenizer_model_max_length``.
         dtype: dtype of the saved weights.
         init_std: weight init std; larger than the usual 0.02 so that random logits have clear maxima.
+        num_layers: LLM decoder layers (benchmarks build ~1B-parameter checkpoints with this and ``hidden_size``).
     """
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
@@ -148,8 +150,8 @@ def build_tiny_checkpoint(
         vocab_size=vocab,
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4 if hidden_size < 1024 else 16,
         num_key_value_heads=kv_heads,
         max_position_embeddings=max_length,
         rope_theta=rope,
