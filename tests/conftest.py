@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from vila_m3_core.model.tiny import random_image
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +37,6 @@ def llama3_model(tiny_llama3: Path):
     from vila_m3_core.model import VilaM3
 
     return VilaM3.from_pretrained(tiny_llama3, device="cpu")
-
-
-def random_image(seed: int = 0, size: tuple[int, int] = (96, 80)) -> Image.Image:
-    """A reproducible RGB noise image (width, height)."""
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
 @pytest.fixture

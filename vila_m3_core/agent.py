@@ -26,11 +26,11 @@ from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, create_expert
 from vila_m3_core.experts.cards import CardSet, load_cards, render_model_cards
-from vila_m3_core.experts.parsing import ArgSpec, ExpertCall, parse_expert_call
+from vila_m3_core.experts.parsing import ArgSpec, ExpertCall, ParseStatus, parse_expert_call
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Agent", "AgentAnswer", "Trace", "not_available_message"]
+__all__ = ["Agent", "AgentAnswer", "Trace", "not_available_message", "vlm_view"]
 
 
 def not_available_message(name: str, reason: str) -> str:
@@ -108,6 +108,11 @@ class Agent:
         self._output_dir.mkdir(parents=True, exist_ok=True)
         return self._output_dir
 
+    @output_dir.setter
+    def output_dir(self, folder: str | Path) -> None:
+        """Send later expert outputs to ``folder`` (e.g. one folder per served request)."""
+        self._output_dir = Path(folder)
+
     def known_experts(self) -> list[ArgSpec]:
         """What the parser recognises: every card plus every expert instance given without a card."""
         specs = [card.arg_spec() for card in self.cards.cards]
@@ -155,9 +160,22 @@ class Agent:
             text = user_turn_text(prompt, self.current_input, self.cards_text)
             self.history.append(Turn("user", text, list(self.current_input.shown)))
         else:
+            if modality is not None or slice_index != "middle":
+                raise VilaM3Error("modality and slice_index apply to a new image; pass the image again to change them.")
+            if IMAGE_TOKEN in prompt:
+                raise VilaM3Error("The prompt contains <image> but no image is attached; pass image=... or drop it.")
             self.history.append(Turn("user", prompt))
         files: dict[str, str] = {}
-        notice = self._run_rounds(prompt, trace, files, {**self.generation, **generation})
+        # The question repeated in the instruction and given to experts: without image placeholders, whose
+        # images are in the first turn (the reference repeated them, breaking the image count).
+        question = prompt.replace(IMAGE_TOKEN, "").strip() if IMAGE_TOKEN in prompt else prompt
+        try:
+            notice = self._run_rounds(question, trace, files, {**self.generation, **generation})
+        except Exception as err:
+            # A VLM failure (context too long, bad settings): leave the conversation as it was before this call.
+            trace.add("error", stage="generation", error_type=type(err).__name__, message=str(err))
+            del self.history[start:]
+            raise
         turns = self.history[start:]
         answer = next((turn.text for turn in reversed(turns) if turn.role == "assistant"), "")
         return AgentAnswer(text=answer, turns=list(turns), trace=trace, files=files, notice=notice)
@@ -175,7 +193,7 @@ class Agent:
             output = self._generate(trace, rounds, generation)
             parse = parse_expert_call(output, self.known_experts(), single_tag=self.single_tag)
             trace.steps[-1]["parse"] = parse.to_dict()
-            if parse.status.value == "no_call":
+            if parse.status is ParseStatus.NO_CALL:
                 return ""
             if rounds >= self.max_rounds:
                 # The round budget is spent: recorded in the trace, never silently dropped.
@@ -206,10 +224,10 @@ class Agent:
         start = time.perf_counter()
         details = None
         if self._wants_details:
-            details = self.vlm.generate(list(self.history), return_details=True, **generation)
+            details = self.vlm.generate(vlm_view(self.history), return_details=True, **generation)
             text = details.text
         else:
-            text = self.vlm.generate(list(self.history), **generation)
+            text = self.vlm.generate(vlm_view(self.history), **generation)
         if not isinstance(text, str):
             raise VilaM3Error(f"The VLM's generate() returned {type(text).__name__}, expected str.")
         seconds = time.perf_counter() - start
@@ -316,16 +334,46 @@ class Agent:
     def _save_files(
         self, result: ExpertResult, out_dir: str, round_index: int, name: str, files: dict[str, str]
     ) -> dict[str, str]:
-        """Record the expert's files and save its overlay images as JPEG next to them."""
+        """Record the expert's files; save its overlay images as JPEG next to them when it did not."""
         saved = {key: str(path) for key, path in result.files.items()}
+        has_overlay_files = any(key.startswith("overlay") for key in saved)
         for index, image in enumerate(result.images):
-            if hasattr(image, "save"):
+            if hasattr(image, "save") and not has_overlay_files:  # keep what the VLM saw, unless already saved
                 path = Path(out_dir) / f"overlay_{index}.jpg"
                 image.convert("RGB").save(path, quality=95)
                 saved.setdefault(f"overlay_{index}", str(path))
         prefix = f"turn{self._turn_index}/round{round_index}/{name.lower()}"
         files.update({f"{prefix}/{key}": path for key, path in saved.items()})
         return saved
+
+
+def vlm_view(history: list[Turn]) -> list[Turn]:
+    """The history as the VLM receives it: a user turn that follows expert turns joins them in one user turn.
+
+    A turn that ended on an expert message (error, "not available", the "segmented" rule) has no assistant reply,
+    so the next user question would make two user messages in a row, which the templates cannot render (the
+    reference sent them anyway). The question is appended to the expert text, after a newline unless that text
+    already ends in whitespace; the agent's own history keeps the true roles.
+
+    An ``<image>`` the VLM wrote in its own output has no image behind it and would break the image count of every
+    later prompt, so it is removed from assistant turns here (the trace keeps the raw output).
+    """
+    view: list[Turn] = []
+    for turn in history:
+        if turn.role == "assistant" and IMAGE_TOKEN in turn.text:
+            view.append(Turn("assistant", turn.text.replace(IMAGE_TOKEN, "")))
+        elif turn.role == "user" and view and view[-1].role == "expert":
+            run_start = len(view)
+            while run_start > 0 and view[run_start - 1].role == "expert":
+                run_start -= 1
+            run = view[run_start:]
+            joined = "".join(item.text for item in run)
+            separator = "" if not joined or joined[-1].isspace() else "\n"
+            images = [image for item in run for image in item.images] + list(turn.images)
+            view[run_start:] = [Turn("user", joined + separator + turn.text, images)]
+        else:
+            view.append(turn)
+    return view
 
 
 def _check_result(name: str, result: Any) -> None:

@@ -38,6 +38,8 @@ PROMPT_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("ultrasound", "US"),
     ("cell imaging", "cell imaging"),
 )
+# The reference named its chest X-ray samples ``cxr_*``; a 2D picture without headers has nothing else to go on.
+_CXR_NAME_HINT = re.compile(r"(^|[^a-z])cxr([^a-z]|$)")
 
 
 @dataclass
@@ -48,7 +50,8 @@ class AgentInput:
         source: the path, or the four MRI paths (t1ce, t1, t2, flair), handed to the experts.
         loaded: the :class:`vila_m3_core.imaging.LoadedImage` (passed to experts as ``ExpertRequest.volume``).
         modality: ``"CT"``, ``"MRI"``, ``"CXR"``, ... or ``None`` (unknown).
-        modality_source: ``"override"``, ``"file"``, ``"prompt"`` or ``"unknown"``.
+        modality_source: ``"override"``, ``"file"`` (headers, name, intensities), ``"file_name"`` (a 2D picture
+            named ``cxr_*``, as the reference), ``"prompt"`` (keywords) or ``"unknown"``.
         shown: the pictures the VLM sees (PIL RGB): one, or four for the MRI sequences.
         slice_index: what experts render: the shown slice for ``"middle"``/int, ``"auto"`` kept as is.
         shown_slice: the axial index shown to the VLM (``None`` for 2D pictures).
@@ -128,10 +131,22 @@ def _as_sources(image: Any, work_dir: Path) -> str | list[str]:
 
 
 def prepare_input(
-    image: Any, prompt: str = "", modality: str | None = None, slice_index: int | str = "middle", work_dir: Path = None
+    image: Any,
+    prompt: str = "",
+    modality: str | None = None,
+    slice_index: int | str = "middle",
+    work_dir: str | Path | None = None,
 ) -> AgentInput:
     """Read ``image`` once, decide its modality (override, then file type/headers, then prompt keywords) and render
     what the VLM sees (the picture, one axial slice, or the same slice of the four MRI sequences).
+
+    Args:
+        image: a path (2D picture, NIfTI, NRRD, DICOM file or folder), four MRI paths (list or ``"a,b,c,d"``), or
+            a PIL image (saved to ``work_dir`` so that experts get a file).
+        prompt: the user's question (its keywords decide the modality when the file does not).
+        modality: override, see :func:`canonical_modality`.
+        slice_index: ``"middle"``, ``"auto"`` or an axial index (3D inputs).
+        work_dir: folder for a saved PIL input.
 
     Raises:
         VilaM3Error: unreadable or unsupported input, a list that is not four MRI files, a 3D volume whose
@@ -152,6 +167,8 @@ def prepare_input(
         resolved, origin = override, "override"
     elif loaded.modality is not None:
         resolved, origin = loaded.modality, "file"
+    elif not loaded.is_3d and isinstance(sources, str) and _CXR_NAME_HINT.search(Path(sources).name.lower()):
+        resolved, origin = "CXR", "file_name"
     else:
         resolved = modality_from_prompt(prompt)
         origin = "prompt" if resolved else "unknown"

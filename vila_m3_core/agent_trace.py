@@ -121,3 +121,16 @@ class AgentAnswer:
     trace: Trace
     files: dict[str, str] = field(default_factory=dict)
     notice: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: answer, notice, the new turns (role, text, number of images), files and the time split."""
+        return {
+            "answer": self.text,
+            "notice": self.notice,
+            "conversation": [
+                {"role": turn.role, "text": turn.text, "images": len(getattr(turn, "images", []))}
+                for turn in self.turns
+            ],
+            "files": dict(self.files),
+            "seconds": self.trace.summary(),
+        }

@@ -36,6 +36,14 @@ class CLI:
 
         return evaluate(*args, **kwargs)
 
+    def data_prepare(self):
+        """Turn public datasets into VILA-M3 records, validate record files, write mixtures: ``vila-m3 data_prepare
+        <radvqa|slake|pathvqa|mimic_vqa|mimic_reports|iu_xray|chestxray14|chexpert|expert_cxr|expert_vista3d|
+        expert_brats|validate|mixture> --input ... --output ...`` (see data_prepare.cli)."""
+        from data_prepare.cli import DataPrepareCLI
+
+        return DataPrepareCLI()
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``vila-m3`` console script; user errors are printed without a traceback."""

@@ -97,9 +97,7 @@ TEMPLATES: dict[str, Template] = {
     ),
     # Stage-1 alignment template: bare messages joined by newlines. VILA's own ``plain`` has ``sep2=None`` and
     # crashes when asked to render an assistant message; stage 1 bypassed it. Here both separators are "\n".
-    "plain": Template(
-        name="plain", system="", roles=("", ""), style="plain", sep="\n", sep2="\n", stop=("\n",)
-    ),
+    "plain": Template(name="plain", system="", roles=("", ""), style="plain", sep="\n", sep2="\n", stop=("\n",)),
 }
 ALIASES = {"v1": "vicuna_v1", "vicuna": "vicuna_v1", "llama3": "llama_3", "llama_v3": "llama_3", "hermes2": "hermes-2"}
 

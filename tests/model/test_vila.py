@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import random_image
 
 from vila_m3_core.conversation import Turn
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.model import GenerationRequest, VilaM3
 from vila_m3_core.model.generation import stop_token_ids
+from vila_m3_core.model.tiny import random_image
 from vila_m3_core.model.tokenization import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
 
@@ -222,7 +222,10 @@ def test_unreadable_image(vicuna_model, tmp_path):
 
 def test_prompt_longer_than_context(vicuna_model, monkeypatch):
     monkeypatch.setattr(vicuna_model.llm.config, "tokenizer_model_max_length", 300)
-    with pytest.raises(VilaM3Error, match=r"432 tokens after image expansion \(40 text tokens \+ 2 image\(s\) x 196\), longer than the model's context of 300"):
+    with pytest.raises(
+        VilaM3Error,
+        match=r"432 tokens after image expansion \(40 text tokens \+ 2 image\(s\) x 196\), longer than the model's context of 300",
+    ):
         vicuna_model.generate("<image><image>Compare", images=[random_image(0), random_image(1)])
 
 

@@ -25,14 +25,9 @@ def require_weights(path: str | Path, bundle_root: str | Path) -> str:
         path: the checkpoint the config loads (e.g. ``<bundle>/models/model.pt``).
         bundle_root: the bundle folder, used in the suggested ``download_large_files`` command.
     """
-    path = Path(path)
-    if path.is_file() and path.stat().st_size > 0:
-        return str(path)
-    raise VilaM3Error(
-        f"Model weights not found at {path}. Download them with "
-        f"`python -m monai.bundle download_large_files --bundle_path {bundle_root}` "
-        "(or pass --load_pretrain False to run with random weights, for testing only)."
-    )
+    from vila_m3_core.experts.runtime import bundle_weights_path
+
+    return str(bundle_weights_path(bundle_root, path, Path(bundle_root).resolve().name))
 
 
 def require_readable_file(path: str | Path, what: str = "input image") -> str:
@@ -160,10 +155,33 @@ def parse_label_prompt(
     return indices
 
 
-def vista3d_datalist(image: str, label_prompt: Any, labels_dict: dict[str, str]) -> list[dict[str, Any]]:
-    """The one-item datalist of the VISTA3D bundle: ``[{"image": path, "label_prompt": [..]}]`` (no key = all)."""
+def vista3d_datalist(
+    image: str,
+    label_prompt: Any,
+    labels_dict: dict[str, str],
+    points: Sequence[Sequence[float]] | None = None,
+    point_labels: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    """The one-item datalist of the VISTA3D bundle: ``[{"image": path, "label_prompt": [..]}]`` (no key = all).
+
+    Args:
+        image: CT volume (NIfTI/NRRD file or DICOM series folder).
+        label_prompt: class names/indices or ``"everything"`` (see :func:`parse_label_prompt`).
+        labels_dict: index string -> class name (the bundle's ``channel_def``).
+        points: optional clicks ``[[x, y, z], ...]`` in voxel coordinates of the original image (one object).
+        point_labels: one label per point: 1 foreground, 0 background (2/3 for the special classes).
+    """
     item: dict[str, Any] = {"image": require_volume(image)}
     indices = parse_label_prompt(label_prompt, labels_dict)
+    if points:
+        if not point_labels or len(point_labels) != len(points):
+            raise VilaM3Error(f"Give one point label per point: {len(points)} points, labels {point_labels}.")
+        if any(len(p) != 3 for p in points):
+            raise VilaM3Error(f"Points must be [[x, y, z], ...] voxel coordinates; got {points}.")
+        if indices is not None and len(indices) != 1:
+            raise VilaM3Error("With point prompts give at most one label prompt (the points describe one object).")
+        item["points"] = [list(map(float, p)) for p in points]
+        item["point_labels"] = [int(v) for v in point_labels]
     if indices is not None:
         item["label_prompt"] = indices
     return [item]

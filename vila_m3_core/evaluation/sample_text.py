@@ -6,6 +6,7 @@ joined with a space; reports with neither are skipped.
 
 from __future__ import annotations
 
+import functools
 import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -26,9 +27,17 @@ def iu_reports_archive() -> Path:
 
 
 def load_iu_reports(archive: str | Path | None = None) -> dict[str, str]:
-    """Read the IU X-ray reports: ``{report file stem: findings + " " + impression}`` (whitespace collapsed)."""
+    """Read the IU X-ray reports: ``{report file stem: findings + " " + impression}`` (whitespace collapsed).
+
+    Parsed once per archive and process (the 3,955 XML files take seconds); each call returns a fresh dict.
+    """
+    return dict(_parse_reports(str(archive or iu_reports_archive())))
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_reports(archive: str) -> tuple[tuple[str, str], ...]:
     reports: dict[str, str] = {}
-    with tarfile.open(archive or iu_reports_archive(), "r:gz") as tar:
+    with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
             if not member.isfile() or not member.name.endswith(".xml"):
                 continue
@@ -41,4 +50,4 @@ def load_iu_reports(archive: str | Path | None = None) -> dict[str, str]:
             text = " ".join(" ".join(p for p in parts if p).split())
             if text:
                 reports[Path(member.name).stem] = text
-    return reports
+    return tuple(reports.items())

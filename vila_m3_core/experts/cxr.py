@@ -7,6 +7,8 @@ The ensemble averages, per class, the models of the reference's hand-picked subs
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -138,7 +140,11 @@ class CXRExpert(Expert):
         missing = self.missing_weights()
         if missing:
             folder = missing[0].parent
-            urls = [xrv.models.model_urls[m]["weights_url"] for m in CXR_MODELS if not weights_file(m, self.cache_dir).is_file()]
+            urls = [
+                xrv.models.model_urls[m]["weights_url"]
+                for m in CXR_MODELS
+                if not weights_file(m, self.cache_dir).is_file()
+            ]
             raise VilaM3Error(
                 f"TorchXRayVision weights missing in {folder}: {', '.join(p.name for p in missing)}. "
                 f"torchxrayvision downloads them into its cache dir ({default_cache_dir()}) on first use, "
@@ -186,7 +192,11 @@ class CXRExpert(Expert):
         per_model: dict[str, np.ndarray] = {}
         with torch.inference_mode():
             for name, model in models.items():
-                out = model(batch)[0].float().cpu().numpy()
+                # torchxrayvision prints a resize notice per model; keep stdout clean (JSON-writing CLIs) and log it
+                with contextlib.redirect_stdout(io.StringIO()) as printed:
+                    out = model(batch)[0].float().cpu().numpy()
+                if printed.getvalue().strip():
+                    logger.debug("%s: %s", name, printed.getvalue().strip())
                 if out.shape[0] != len(feedback.CXR_CLASSES):
                     raise VilaM3Error(f"{name} returned {out.shape[0]} scores, expected {len(feedback.CXR_CLASSES)}.")
                 per_model[name] = out
@@ -222,3 +232,48 @@ def _picture(image: LoadedImage) -> np.ndarray:
 
 
 register_expert("CXR", CXRExpert)
+
+
+def predict_folder(
+    image_dir: str | Path,
+    output_json: str | Path,
+    cache_dir: str | None = None,
+    device: str = "auto",
+    recursive: bool = True,
+    suffixes: Sequence[str] = (".png", ".jpg", ".jpeg"),
+) -> dict[str, Any]:
+    """Run the ensemble over every picture under ``image_dir`` and write ``{relative path: {class: score}}``.
+
+    Scores are the ensemble means in [0, 1], classes in :data:`feedback.CXR_CLASSES` order. Pictures that cannot be
+    read are counted, logged and listed in the returned summary (never silently dropped).
+
+    Returns:
+        ``{"scored": n, "failed": {relative path: error}, "output": path}``.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    root = Path(image_dir)
+    if not root.is_dir():
+        raise VilaM3Error(f"Not a folder: {root}")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise VilaM3Error(f"No {'/'.join(suffixes)} pictures under {root}.")
+    expert = CXRExpert(cache_dir=cache_dir, device=device)
+    expert.load()  # fail fast on missing weights, before the loop
+    scores: dict[str, dict[str, float]] = {}
+    failed: dict[str, str] = {}
+    for path in tqdm(files, desc="CXR ensemble"):
+        key = path.relative_to(root).as_posix()
+        try:
+            scores[key] = expert.predict_scores(_picture(load_any(path)))
+        except VilaM3Error as err:
+            failed[key] = str(err)
+    if failed:
+        logger.warning("CXR predict: %d of %d pictures could not be scored: %s", len(failed), len(files), failed)
+    output = Path(output_json)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(scores, indent=1))
+    return {"scored": len(scores), "failed": failed, "output": str(output)}

@@ -194,13 +194,13 @@ def _describe_args(spec: ArgSpec) -> str:
     return "valid arguments are: " + ", ".join(repr(arg) for arg in spec.accepted_args)
 
 
-def parse_expert_call(text: str, known_experts: Iterable[Any], single_tag: bool = True) -> ParseResult:
+def parse_expert_call(text: str, known_experts: Iterable[Any] | None = None, single_tag: bool = True) -> ParseResult:
     """Find and validate the expert call in a VLM output.
 
     Args:
         text: the VLM output, e.g. ``"This looks like a CT image. Let me trigger <VISTA3D(hepatic tumor)>. "``.
         known_experts: the experts that exist, as :class:`ArgSpec`, model cards (``card.arg_spec()``) or names
-            (a bare name accepts any argument).
+            (a bare name accepts any argument); ``None``: the default model cards.
         single_tag: ``True`` (reference behaviour) requires exactly one ``<...>`` tag in the whole text, so any
             other angle-bracket text next to a call makes it ``MULTIPLE_TAGS``; ``False`` counts only calls.
 
@@ -209,6 +209,10 @@ def parse_expert_call(text: str, known_experts: Iterable[Any], single_tag: bool 
     """
     if not isinstance(text, str):
         text = "" if text is None else str(text)
+    if known_experts is None:
+        from vila_m3_core.experts.cards import load_cards  # cards imports this module: import on use
+
+        known_experts = load_cards().cards
     specs: dict[str, ArgSpec] = {}
     for expert in known_experts:
         spec = _as_arg_spec(expert)

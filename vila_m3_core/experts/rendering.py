@@ -22,6 +22,8 @@ from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts.labels import reference_colours
 from vila_m3_core.imaging.loading import CT, MRI, LoadedImage
 
+#: axis labels of RAS as the reference's MONAI versions read them (pinned: MONAI 1.6 is changing the default)
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 CT_WINDOW_CENTER = 50.0
 CT_WINDOW_WIDTH = 400.0
 OVERLAY_ALPHA = 0.3
@@ -34,7 +36,7 @@ def to_ras(volume: Any) -> np.ndarray:
 
     if volume.ndim != 4:
         raise VilaM3Error(f"Expected a channel-first 3D volume (C, X, Y, Z); got shape {tuple(volume.shape)}.")
-    return np.asarray(Orientation(axcodes="RAS")(volume).detach().cpu().numpy())
+    return np.asarray(Orientation(axcodes="RAS", labels=RAS_LABELS)(volume).detach().cpu().numpy())
 
 
 def window_ct(volume: np.ndarray, center: float = CT_WINDOW_CENTER, width: float = CT_WINDOW_WIDTH) -> np.ndarray:
@@ -266,7 +268,8 @@ def render_image_slice(
             plane = np.transpose(plane, (0, 2, 1))
         plane = plane[:3] if plane.shape[0] >= 3 else np.repeat(plane[:1], 3, axis=0)
         # LoadImage returns float32; 8-bit pictures keep their values, wider ones are min-max scaled
-        plane = plane.astype(np.uint8) if float(plane.max()) <= 255.0 else scale_min_max(plane)
+        in_8_bit = float(plane.min()) >= 0.0 and float(plane.max()) <= 255.0
+        plane = plane.astype(np.uint8) if in_8_bit else scale_min_max(plane)
         return Image.fromarray(np.ascontiguousarray(np.moveaxis(plane, 0, -1)), mode="RGB"), -1
     if not 0 <= channel < image.data.shape[0]:
         raise VilaM3Error(f"Channel {channel} does not exist; the image has {image.data.shape[0]} channel(s).")

@@ -62,6 +62,15 @@ def load_state_dict(path: str | Path, network: Any) -> None:
         raise VilaM3Error(f"The checkpoint {path} does not fit the {type(network).__name__} network: {err}") from err
 
 
+def save_label_nifti(labels: Any, affine: Any, path: str | Path) -> str:
+    """Save a uint8 label volume ``(X, Y, Z)`` with the 4x4 voxel-to-RAS ``affine`` of its image as NIfTI."""
+    import nibabel as nib
+    import numpy as np
+
+    nib.save(nib.Nifti1Image(np.asarray(labels, dtype=np.uint8), np.asarray(affine, dtype=np.float64)), str(path))
+    return str(path)
+
+
 class Stopwatch:
     """Collects the seconds spent in named phases: ``with watch("inference"): ...`` -> ``watch.seconds``."""
 

@@ -18,8 +18,14 @@ import numpy as np
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
-from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
-from vila_m3_core.experts.runtime import Stopwatch, bundle_weights_path, load_state_dict, resolve_device
+from vila_m3_core.experts.rendering import RAS_LABELS, label_volumes_ml, render_segmentation, save_picture, to_ras
+from vila_m3_core.experts.runtime import (
+    Stopwatch,
+    bundle_weights_path,
+    load_state_dict,
+    resolve_device,
+    save_label_nifti,
+)
 from vila_m3_core.imaging.loading import CT, LoadedImage, load_any
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,13 @@ def key_labels_for(group: str, label_ids: Sequence[int], seg: np.ndarray) -> lis
     return list(label_ids)
 
 
+def _foreground(image: Any) -> Any:
+    """The bundle's crop mask (voxels above 0 HU), or everything when no voxel is: an empty crop would leave nothing
+    to segment and crash the sliding window."""
+    mask = image > 0
+    return mask if bool(mask.any()) else image == image
+
+
 class Vista3DExpert(Expert):
     """VISTA3D on CT volumes. The network is built and its weights loaded on first use, then kept.
 
@@ -53,6 +66,7 @@ class Vista3DExpert(Expert):
         crop_margin: voxels kept around the foreground crop.
         segmented_keyword: the "segmented" rule keyword; ``None`` always answers.
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
+        encoder_embed_dim: width of the network; 48 for the released bundle (tests use a narrower one).
         network: an already built network (tests, custom variants); skips weight loading.
     """
 
@@ -71,6 +85,7 @@ class Vista3DExpert(Expert):
         crop_margin: int = 10,
         segmented_keyword: str | None = feedback.SEGMENTED_KEYWORD,
         colour_mode: str = "stable",
+        encoder_embed_dim: int = 48,
         network: Any = None,
     ) -> None:
         self.bundle_dir = bundle_dir
@@ -84,6 +99,7 @@ class Vista3DExpert(Expert):
         self.crop_margin = crop_margin
         self.segmented_keyword = segmented_keyword
         self.colour_mode = colour_mode
+        self.encoder_embed_dim = encoder_embed_dim
         self._network = network.to(self.device).eval() if network is not None else None
 
     def load(self) -> Any:
@@ -92,7 +108,7 @@ class Vista3DExpert(Expert):
             from monai.networks.nets import vista3d132
 
             path = bundle_weights_path(self.bundle_dir, self.weights, "VISTA3D")
-            network = vista3d132(in_channels=1)
+            network = vista3d132(encoder_embed_dim=self.encoder_embed_dim, in_channels=1)
             load_state_dict(path, network)
             self._network = network.to(self.device).eval()
         return self._network
@@ -111,9 +127,11 @@ class Vista3DExpert(Expert):
         return Compose(
             [
                 Spacingd(keys="image", pixdim=[self.spacing_mm] * 3, mode="bilinear"),
-                CropForegroundd(keys="image", source_key="image", margin=self.crop_margin, allow_smaller=True),
+                CropForegroundd(
+                    keys="image", source_key="image", select_fn=_foreground, margin=self.crop_margin, allow_smaller=True
+                ),
                 ScaleIntensityRanged(keys="image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
-                Orientationd(keys="image", axcodes="RAS"),
+                Orientationd(keys="image", axcodes="RAS", labels=RAS_LABELS),
                 CastToTyped(keys="image", dtype=np.float32),
             ]
         )
@@ -141,7 +159,7 @@ class Vista3DExpert(Expert):
             padding_mode="replicate",
         )
         use_amp = self.amp and self.device.type == "cuda"
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=use_amp):
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
             logits = inferer(
                 sample["image"][None].to(self.device),
                 network,
@@ -167,20 +185,23 @@ class Vista3DExpert(Expert):
         with watch("load"):
             image = request.volume if isinstance(request.volume, LoadedImage) else load_any(request.image, CT)
             if not image.is_3d:
-                raise VilaM3Error(f"VISTA3D needs a 3D CT volume (NIfTI, NRRD or a DICOM series); {image.source} is 2D.")
+                raise VilaM3Error(
+                    f"VISTA3D needs a 3D CT volume (NIfTI, NRRD or a DICOM series); {image.source} is 2D."
+                )
             self.load()
         prompt = labels.expand_label_prompt(requested)
         with watch("inference"):
             seg = self.segment(image, prompt)
         with watch("rendering"):
+            from monai.data import MetaTensor
+
             out_dir = Path(request.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             tag = uuid.uuid4().hex[:8]
             seg_np = np.asarray(seg[0].numpy()).round().astype(np.uint8)
             seg_path = out_dir / f"vista3d_seg_{tag}.nii.gz"
-            _save_nifti(seg_np, image.affine, seg_path)
-            seg_meta = seg.clone()
-            seg_meta.affine = image.data.affine
+            save_label_nifti(seg_np, image.affine, seg_path)
+            seg_meta = MetaTensor(seg_np[None].astype(np.float32), affine=image.data.affine)
             image_ras = to_ras(image.data[:1])[0]
             label_ras = to_ras(seg_meta)[0].round().astype(np.int32)
             view = render_segmentation(
@@ -212,12 +233,6 @@ class Vista3DExpert(Expert):
                 "volumes_ml": {labels.vista3d_label_name(k): round(v, 3) for k, v in sorted(volumes.items())},
             },
         )
-
-
-def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    import nibabel as nib
-
-    nib.save(nib.Nifti1Image(array, affine), str(path))
 
 
 register_expert("VISTA3D", Vista3DExpert)

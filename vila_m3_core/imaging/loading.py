@@ -120,8 +120,11 @@ def _reader_for(path: Path) -> tuple[str, Any]:
     from monai.data import NibabelReader, NrrdReader, PILReader, PydicomReader
 
     suffix = _suffix(path)
-    if path.is_dir() or suffix == ".dcm" or (suffix not in _SUFFIXES_2D + _SUFFIXES_NIFTI + _SUFFIXES_NRRD
-                                              and _is_dicom_file(path)):
+    if (
+        path.is_dir()
+        or suffix == ".dcm"
+        or (suffix not in _SUFFIXES_2D + _SUFFIXES_NIFTI + _SUFFIXES_NRRD and _is_dicom_file(path))
+    ):
         return "dicom", PydicomReader()
     if suffix in _SUFFIXES_NIFTI:
         return "nifti", NibabelReader()
@@ -216,7 +219,8 @@ def load_mri_sequences(paths: Sequence[str | Path]) -> LoadedImage:
     if len(shapes) != 1:
         raise VilaM3Error(f"The four MRI sequences must have the same size; got {sorted(shapes)}.")
     first = volumes[0].data
-    stacked = MetaTensor(torch.cat([v.data.as_tensor() for v in volumes], dim=0), affine=first.affine, meta=first.meta)
+    meta = {k: v for k, v in first.meta.items() if k != "affine"}  # the affine is passed on its own
+    stacked = MetaTensor(torch.cat([v.data.as_tensor() for v in volumes], dim=0), affine=first.affine, meta=meta)
     return LoadedImage(
         data=stacked,
         source=[str(v.source) for v in volumes],

@@ -51,7 +51,9 @@ def resolve_checkpoint(
         return CheckpointLocation(path=local.resolve())
     name = str(path_or_repo_id)
     if not _looks_like_repo_id(name):
-        raise VilaM3Error(f"Checkpoint folder not found: {local}. Pass a local folder or a Hub repo id like {DEFAULT_MODEL}.")
+        raise VilaM3Error(
+            f"Checkpoint folder not found: {local}. Pass a local folder or a Hub repo id like {DEFAULT_MODEL}."
+        )
 
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
@@ -64,9 +66,7 @@ def resolve_checkpoint(
 
     cache = Path(cache_dir) if cache_dir else Path(constants.HF_HUB_CACHE)
     try:
-        snapshot = snapshot_download(
-            name, revision=revision, cache_dir=cache_dir, allow_patterns=CHECKPOINT_PATTERNS
-        )
+        snapshot = snapshot_download(name, revision=revision, cache_dir=cache_dir, allow_patterns=CHECKPOINT_PATTERNS)
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
         raise VilaM3Error(f"The Hub has no repo {name!r} at revision {revision or 'main'!r}: {err}") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as err:

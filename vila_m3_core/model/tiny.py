@@ -89,9 +89,9 @@ def _write_llama3_tokenizer(llm_dir: Path, max_length: int, vocab_size: int = 60
     tokenizer.add_special_tokens(list(LLAMA3_SPECIAL_TOKENS))
     bos_id = tokenizer.token_to_id("<|begin_of_text|>")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B", special_tokens=[
-            ("<|begin_of_text|>", bos_id)
-        ]
+        single="<|begin_of_text|> $A",
+        pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+        special_tokens=[("<|begin_of_text|>", bos_id)],
     )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -228,3 +228,12 @@ def _top_level_config(llm_config: Any, vision_config: Any, projector_cfg: dict, 
         "vision_resolution": -1,
         "vision_tower_cfg": {**vision_config.to_dict(), "_name_or_path": "./vision_tower"},
     }
+
+
+def random_image(seed: int = 0, size: tuple[int, int] = (96, 80)) -> Any:
+    """A reproducible RGB noise image of ``size`` (width, height) pixels, for tests and demos."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))

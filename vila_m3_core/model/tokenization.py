@@ -102,7 +102,9 @@ def tokenize_with_images(prompt: str, tokenizer: Any) -> list[int]:
     return ids
 
 
-def tokenize_turns(turns: Sequence[Turn], tokenizer: Any, conv_mode: str, add_generation_prompt: bool = True) -> list[int]:
+def tokenize_turns(
+    turns: Sequence[Turn], tokenizer: Any, conv_mode: str, add_generation_prompt: bool = True
+) -> list[int]:
     """Render ``turns`` with ``conv_mode`` and tokenize with image sentinels."""
     return tokenize_with_images(render_prompt(turns, conv_mode, add_generation_prompt), tokenizer)
 

@@ -132,7 +132,9 @@ class VilaM3(nn.Module):
         try:
             projector.load_state_dict(load_projector_state(root / "mm_projector"), strict=True, assign=True)
         except RuntimeError as err:
-            raise VilaM3Error(f"mm_projector weights of {root} do not fit a {projector_type} projector: {err}") from None
+            raise VilaM3Error(
+                f"mm_projector weights of {root} do not fit a {projector_type} projector: {err}"
+            ) from None
         projector.to(device=device, dtype=torch_dtype)
         model = cls(
             llm=llm,
@@ -320,9 +322,7 @@ class VilaM3(nn.Module):
             mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
             keep = [row.bool() for row in mask]
             ids_list = [ids[k].tolist() for ids, k in zip(input_ids, keep, strict=True)]
-            labels_list = (
-                [lab[k].tolist() for lab, k in zip(labels, keep, strict=True)] if labels is not None else None
-            )
+            labels_list = [lab[k].tolist() for lab, k in zip(labels, keep, strict=True)] if labels is not None else None
         else:
             ids_list = [list(ids) for ids in input_ids]
             labels_list = [list(lab) for lab in labels] if labels is not None else None

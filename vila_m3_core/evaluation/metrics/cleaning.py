@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-# Split after "!"/"?" or at a "." that does not end "a.m"/"p.m"/"Dr" and does not precede a digit.
-_SENTENCE_SPLIT = re.compile(r"(?<=[!?])\s*|(?<!a\.m)(?<!p\.m)(?<!Dr)\.(?!\d)")
+# Split after "!"/"?" or at a "." that does not end "a.m"/"p.m"/"Dr" and does not precede a digit; the first
+# period of "a.m."/"p.m." is protected too (the reference description names a.m/p.m as non-boundaries).
+_SENTENCE_SPLIT = re.compile(r"(?<=[!?])\s*|(?<!a\.m)(?<!p\.m)(?<!Dr)(?<!\b[ap](?=\.m\.))\.(?!\d)")
 _LEADING_NON_LETTERS = re.compile(r"^[^A-Za-z]+")
 MIN_SENTENCE_CHARS = 7  # sentences of <= 6 characters are dropped
 

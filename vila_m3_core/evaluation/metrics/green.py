@@ -38,62 +38,62 @@ ERROR_CATEGORIES = (
 
 # Exact strings of the protocol (generated from the JSON-escaped text of the reference; do not reflow).
 GREEN_PROMPT_TEMPLATE = (
-    'Objective: Evaluate the accuracy of a candidate radiology report in comparison to a reference radiology report composed by expert radiologists.\n'
-    '\n'
-    '    Process Overview: You will be presented with:\n'
-    '\n'
-    '    1. The criteria for making a judgment.\n'
-    '    2. The reference radiology report.\n'
-    '    3. The candidate radiology report.\n'
-    '    4. The desired format for your assessment.\n'
-    '\n'
-    '    1. Criteria for Judgment:\n'
-    '\n'
-    '    For each candidate report, determine:\n'
-    '\n'
-    '    The count of clinically significant errors.\n'
-    '    The count of clinically insignificant errors.\n'
-    '\n'
-    '    Errors can fall into one of these categories:\n'
-    '\n'
-    '    a) False report of a finding in the candidate.\n'
-    '    b) Missing a finding present in the reference.\n'
+    "Objective: Evaluate the accuracy of a candidate radiology report in comparison to a reference radiology report composed by expert radiologists.\n"
+    "\n"
+    "    Process Overview: You will be presented with:\n"
+    "\n"
+    "    1. The criteria for making a judgment.\n"
+    "    2. The reference radiology report.\n"
+    "    3. The candidate radiology report.\n"
+    "    4. The desired format for your assessment.\n"
+    "\n"
+    "    1. Criteria for Judgment:\n"
+    "\n"
+    "    For each candidate report, determine:\n"
+    "\n"
+    "    The count of clinically significant errors.\n"
+    "    The count of clinically insignificant errors.\n"
+    "\n"
+    "    Errors can fall into one of these categories:\n"
+    "\n"
+    "    a) False report of a finding in the candidate.\n"
+    "    b) Missing a finding present in the reference.\n"
     "    c) Misidentification of a finding's anatomic location/position.\n"
-    '    d) Misassessment of the severity of a finding.\n'
+    "    d) Misassessment of the severity of a finding.\n"
     "    e) Mentioning a comparison that isn't in the reference.\n"
-    '    f) Omitting a comparison detailing a change from a prior study.\n'
+    "    f) Omitting a comparison detailing a change from a prior study.\n"
     "    Note: Concentrate on the clinical findings rather than the report's writing style. Evaluate only the findings that appear in both reports.\n"
-    '\n'
-    '    2. Reference Report:\n'
-    '    {REFERENCE}\n'
-    '\n'
-    '    3. Candidate Report:\n'
-    '    {CANDIDATE}\n'
-    '\n'
-    '    4. Reporting Your Assessment:\n'
-    '\n'
-    '    Follow this specific format for your output, even if no errors are found:\n'
-    '    ```\n'
-    '    [Explanation]:\n'
-    '    <Explanation>\n'
-    '\n'
-    '    [Clinically Significant Errors]:\n'
-    '    (a) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n'
-    '    ....\n'
-    '    (f) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n'
-    '\n'
-    '    [Clinically Insignificant Errors]:\n'
-    '    (a) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n'
-    '    ....\n'
-    '    (f) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n'
-    '\n'
-    '    [Matched Findings]:\n'
-    '    <The number of matched findings>. <Finding 1>; <Finding 2>; ...; <Finding n>\n'
-    '    ```\n'
+    "\n"
+    "    2. Reference Report:\n"
+    "    {REFERENCE}\n"
+    "\n"
+    "    3. Candidate Report:\n"
+    "    {CANDIDATE}\n"
+    "\n"
+    "    4. Reporting Your Assessment:\n"
+    "\n"
+    "    Follow this specific format for your output, even if no errors are found:\n"
+    "    ```\n"
+    "    [Explanation]:\n"
+    "    <Explanation>\n"
+    "\n"
+    "    [Clinically Significant Errors]:\n"
+    "    (a) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n"
+    "    ....\n"
+    "    (f) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n"
+    "\n"
+    "    [Clinically Insignificant Errors]:\n"
+    "    (a) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n"
+    "    ....\n"
+    "    (f) <Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>\n"
+    "\n"
+    "    [Matched Findings]:\n"
+    "    <The number of matched findings>. <Finding 1>; <Finding 2>; ...; <Finding n>\n"
+    "    ```\n"
 )
 
 GREEN_CHAT_TEMPLATE = (
-    '{% for message in messages %}\n'
+    "{% for message in messages %}\n"
     "{% if message['from'] == 'human' %}\n"
     "{{ '<|user|>\n"
     "' + message['value'] + eos_token }}\n"
@@ -103,11 +103,11 @@ GREEN_CHAT_TEMPLATE = (
     "{% elif message['from'] == 'gpt' %}\n"
     "{{ '<|assistant|>\n"
     "'  + message['value'] + eos_token }}\n"
-    '{% endif %}\n'
-    '{% if loop.last and add_generation_prompt %}\n'
+    "{% endif %}\n"
+    "{% if loop.last and add_generation_prompt %}\n"
     "{{ '<|assistant|>' }}\n"
-    '{% endif %}\n'
-    '{% endfor %}'
+    "{% endif %}\n"
+    "{% endfor %}"
 )
 
 
@@ -266,8 +266,19 @@ class GreenJudge:
         # add_eos_token=True in the reference tokenizer: every encoded prompt ends with EOS after the cue.
         return text + self.tokenizer.eos_token
 
-    def judge(self, references: Sequence[str], candidates: Sequence[str], batch_size: int = 8) -> list[str]:
-        """Raw judge answers (cleaned with :func:`clean_judge_text`), one per pair, in input order."""
+    def judge(
+        self,
+        references: Sequence[str],
+        candidates: Sequence[str],
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+    ) -> list[str]:
+        """Raw judge answers (cleaned with :func:`clean_judge_text`), one per pair, in input order.
+
+        ``max_new_tokens`` caps the answer length below the protocol's budget (``None`` = protocol: the answer may
+        fill ``max_length`` 2048 minus the prompt). Within a batch the budget is that of its longest prompt, so a
+        batched answer can differ from a one-by-one answer only when it runs into that budget.
+        """
         from vila_m3_core.model.generation import generate_text_batch
 
         if len(references) != len(candidates):
@@ -280,6 +291,8 @@ class GreenJudge:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             room = MAX_LENGTH - max(lengths[i] for i in batch)
+            if max_new_tokens is not None:
+                room = min(room, max_new_tokens)
             if room < 1:
                 logger.warning("GREEN prompt of %d tokens leaves no room to answer; scoring 0", max(lengths))
                 continue
@@ -290,13 +303,21 @@ class GreenJudge:
                 answers[i] = clean_judge_text(text)
         return answers
 
-    def score(self, references: Sequence[str], candidates: Sequence[str], batch_size: int = 8) -> dict[str, Any]:
+    def score(
+        self,
+        references: Sequence[str],
+        candidates: Sequence[str],
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+    ) -> dict[str, Any]:
         """GREEN over the pairs: ``summarize_green`` plus ``per_pair`` (counts, score, raw answer).
 
         Pairs with an empty reference are skipped (as VILA-M3's driver) and counted in ``n_skipped_empty_reference``.
         """
         keep = [i for i, ref in enumerate(references) if ref.strip()]
-        answers = self.judge([references[i] for i in keep], [candidates[i] for i in keep], batch_size=batch_size)
+        answers = self.judge(
+            [references[i] for i in keep], [candidates[i] for i in keep], batch_size, max_new_tokens=max_new_tokens
+        )
         parses = [parse_judge_output(a) for a in answers]
         summary = summarize_green(parses)
         summary["n_skipped_empty_reference"] = len(references) - len(keep)

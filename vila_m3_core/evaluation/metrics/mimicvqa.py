@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # The VQA-v2 evaluation tables (data, kept verbatim including the reversed "somebody'd" entry so that normalised

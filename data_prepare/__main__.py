@@ -1,0 +1,3 @@
+from data_prepare.cli import main
+
+main()

@@ -1,0 +1,131 @@
+"""Fixtures of the expert tests: tiny synthetic volumes (NIfTI, NRRD, DICOM) and random-weight checkpoints written
+under the exact file names the real loaders expect."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> Path:
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.asarray(array), affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def ct_phantom() -> tuple[np.ndarray, np.ndarray]:
+    """A 32x28x20 HU volume stored left/posterior-first (affine diag(-1.5, -1.5, 2)), with a bright 4x4 block at the
+    patient's right-anterior corner of every slice and a body (40 HU) elsewhere."""
+    volume = np.full((32, 28, 20), 40.0, dtype=np.float32)
+    # voxel index i grows toward the patient's left (affine -1.5), j toward posterior (affine -1.5)
+    volume[30:, :, :] = -1000.0  # air along the patient's left edge
+    volume[2:6, 0:4, :] = 1000.0  # bright block at the right-anterior corner (low i, low j)
+    affine = np.diag([-1.5, -1.5, 2.0, 1.0])
+    return volume, affine
+
+
+@pytest.fixture(scope="session")
+def ct_nifti(tmp_path_factory, ct_phantom) -> Path:
+    volume, affine = ct_phantom
+    return write_nifti(tmp_path_factory.mktemp("ct") / "ct_phantom.nii.gz", volume, affine)
+
+
+@pytest.fixture(scope="session")
+def dicom_series(tmp_path_factory) -> Path:
+    """A 6-slice CT series built from pydicom's CT_small.dcm (real header), slice k holding k+1 marker pixels."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    folder = tmp_path_factory.mktemp("dicom_series")
+    pixels = base.pixel_array.copy()
+    series_uid = generate_uid()
+    z0 = float(base.ImagePositionPatient[2])
+    for k in range(6):
+        ds = copy.deepcopy(base)
+        plane = pixels.copy()
+        plane[0:8, 0 : 8 + 4 * k] = 4000  # anterior-right corner (row 0 = anterior, col 0 = patient's right)
+        ds.PixelData = plane.astype(pixels.dtype).tobytes()
+        ds.ImagePositionPatient = [base.ImagePositionPatient[0], base.ImagePositionPatient[1], z0 + 5.0 * k]
+        ds.InstanceNumber = k + 1
+        ds.SliceLocation = z0 + 5.0 * k
+        ds.SOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = series_uid
+        ds.save_as(str(folder / f"slice_{k:02d}.dcm"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mri_files(tmp_path_factory) -> list[Path]:
+    """Four 24x24x16 MRI 'sequences' (t1ce, t1, t2, flair) with a bright sphere, RAS affine of 1 mm."""
+    folder = tmp_path_factory.mktemp("mri")
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in (24, 24, 16)], indexing="ij"))
+    sphere = ((grid - np.array([12, 12, 8])[:, None, None, None]) ** 2).sum(0) < 25
+    rng = np.random.default_rng(1)
+    paths = []
+    for k, name in enumerate(("t1ce", "t1", "t2", "flair")):
+        volume = rng.normal(100 + 10 * k, 5, (24, 24, 16)).astype(np.float32)
+        volume[sphere] += 200
+        volume[:, :, 0] = 0.0  # background for the nonzero normalisation
+        paths.append(write_nifti(folder / f"brats_case_{name}.nii.gz", volume, np.eye(4)))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def xrv_cache_dir(tmp_path_factory) -> Path:
+    """Random-weight files for the 8 ensemble models, under torchxrayvision's own file names.
+
+    DenseNets are stored as whole pickled modules and the ResNet as a state dict, exactly as the released files
+    (torchxrayvision loads them with ``torch.load(..., weights_only=False)``). The 7 DenseNet files are hard links
+    of one file to save time and disk.
+    """
+    import torch
+    import torchvision
+    import torchxrayvision as xrv
+
+    from vila_m3_core.experts.cxr import CXR_MODELS, weights_file
+
+    folder = tmp_path_factory.mktemp("xrv_cache")
+    torch.manual_seed(0)
+    densenet_files = [weights_file(m, str(folder)) for m in CXR_MODELS if m.startswith("densenet")]
+    torch.save(xrv.models.DenseNet(num_classes=18), densenet_files[0])
+    for path in densenet_files[1:]:
+        os.link(densenet_files[0], path)
+    resnet = torchvision.models.resnet50(num_classes=18, weights=None)
+    resnet.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    torch.save(resnet.state_dict(), weights_file("resnet50-res512-all", str(folder)))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vista3d_weights(tmp_path_factory) -> Path:
+    """A random checkpoint of the VISTA3D architecture (narrow width 8 instead of 48) as <bundle>/models/model.pt."""
+    import torch
+    from monai.networks.nets import vista3d132
+
+    torch.manual_seed(0)
+    bundle = tmp_path_factory.mktemp("expert_vista3d")
+    (bundle / "models").mkdir()
+    torch.save(vista3d132(encoder_embed_dim=8, in_channels=1).state_dict(), bundle / "models" / "model.pt")
+    return bundle / "models" / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def brats_weights(tmp_path_factory) -> Path:
+    """A random checkpoint of the bundle's exact SegResNet as <bundle>/models/model.pt."""
+    import torch
+
+    from vila_m3_core.experts.brats import build_segresnet
+
+    torch.manual_seed(0)
+    bundle = tmp_path_factory.mktemp("expert_brats")
+    (bundle / "models").mkdir()
+    torch.save(build_segresnet().state_dict(), bundle / "models" / "model.pt")
+    return bundle / "models" / "model.pt"

@@ -1,0 +1,58 @@
+"""Optional MLflow logging of evaluation results (parameters, flat numeric metrics, output files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vila_m3_core.errors import VilaM3Error
+
+EXPERIMENT = "vila-m3-evaluation"
+
+
+def resolve_tracking_uri(tracking: str | None, output_dir: str | Path) -> str | None:
+    """``None`` -> no tracking; ``"mlflow"`` -> ``sqlite:///<output_dir>/mlruns.db``; else the URI itself, which
+    must be ``sqlite:///...`` or an ``http(s)://`` server (MLflow's file store is deprecated)."""
+    if not tracking:
+        return None
+    if tracking == "mlflow":
+        return f"sqlite:///{(Path(output_dir).resolve() / 'mlruns.db')}"
+    if tracking.startswith("sqlite:///") or tracking.startswith(("http://", "https://")):
+        return tracking
+    raise VilaM3Error(f"tracking must be 'mlflow', a sqlite:///... URI or an http(s):// server URL, not {tracking!r}.")
+
+
+def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested metrics dict as ``{"a.b": value}`` (MLflow metric names)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}".replace(" ", "_").replace("(", "").replace(")", "").replace("/", "_")
+        if isinstance(value, dict):
+            out.update(flat_metrics(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out[name] = float(value)
+    return out
+
+
+def log_to_mlflow(uri: str, result: dict[str, Any], output_dir: str | Path) -> None:
+    """Log one evaluation run: parameters (task, model, settings), every numeric metric, and the output files."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=result.get("run_name")):
+        mlflow.log_params(
+            {
+                "task": result["task"],
+                "model_path": result["model_path"],
+                "conv_mode": result.get("conv_mode"),
+                "with_expert": result.get("with_expert"),
+                "batch_size": result.get("batch_size"),
+                **{f"gen.{k}": v for k, v in result.get("generation", {}).items()},
+            }
+        )
+        mlflow.log_metrics(flat_metrics(result["metrics"]))
+        for name in ("results.json", "summary.md", "per_class.png"):
+            path = Path(output_dir) / name
+            if path.is_file():
+                mlflow.log_artifact(str(path))
