@@ -1,8 +1,8 @@
 """Benchmark of the evaluation module (prints figures measured in this run; not part of the tests).
 
 1. Evaluation throughput (records/s) of the VQA runner at batch 8 vs batch 1 on a tiny random-weight checkpoint
-   (target: >= 4x). Random weights never emit EOS, so every answer has exactly ``--max_new_tokens`` tokens and
-   both runs do the same work.
+   (target: >= 4x). ``min_new_tokens = max_new_tokens`` makes every answer exactly ``--max_new_tokens`` tokens
+   long, so both runs do the same work whatever the random weights emit.
 2. Metric computation time on the 3,955 IU X-ray reports shipped in torchxrayvision (hypotheses = perturbed
    reports): loading, PTB tokenisation (Java and the Python fallback), BLEU/ROUGE-L/CIDEr; METEOR with --meteor.
 
@@ -31,7 +31,9 @@ from vila_m3_core.evaluation.metrics.report import report_scores  # noqa: E402
 from vila_m3_core.evaluation.sample_text import load_iu_reports  # noqa: E402
 
 
-def throughput(work: Path, records: int, max_new_tokens: int, flavor: str, device: str) -> dict[str, float]:
+def throughput(
+    work: Path, records: int, max_new_tokens: int, flavor: str, device: str, repeats: int
+) -> dict[str, float]:
     from vila_m3_core.model import VilaM3, build_tiny_checkpoint
 
     ckpt = build_tiny_checkpoint(work / "ckpt", flavor=flavor)
@@ -48,12 +50,17 @@ def throughput(work: Path, records: int, max_new_tokens: int, flavor: str, devic
     (work / "radvqa.json").write_text(json.dumps(rows))
     run_evaluation("radvqa", work / "radvqa.json", work / "images", str(ckpt), work / "warmup", vlm=vlm,
                    batch_size=8, max_new_tokens=4, limit=8)  # fmt: skip
-    rates = {}
-    for batch_size in (8, 1):
-        result = run_evaluation("radvqa", work / "radvqa.json", work / "images", str(ckpt), work / f"bs{batch_size}",
-                                vlm=vlm, batch_size=batch_size, max_new_tokens=max_new_tokens)  # fmt: skip
-        rates[batch_size] = result["timing"]["records_per_second"]
-        print(f"batch {batch_size}: {rates[batch_size]:.2f} records/s ({result['timing']['seconds']:.1f} s)")
+    # The CPU is shared: alternate the two settings and keep each one's best of ``repeats`` runs.
+    rates: dict[int, float] = {8: 0.0, 1: 0.0}
+    for repeat in range(repeats):
+        for batch_size in (8, 1):
+            out = work / f"bs{batch_size}_{repeat}"
+            result = run_evaluation("radvqa", work / "radvqa.json", work / "images", str(ckpt), out, vlm=vlm,
+                                    batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                    generation={"min_new_tokens": max_new_tokens})  # fmt: skip
+            rate = result["timing"]["records_per_second"]
+            rates[batch_size] = max(rates[batch_size], rate)
+            print(f"repeat {repeat} batch {batch_size}: {rate:.2f} records/s ({result['timing']['seconds']:.1f} s)")
     return {"batch8_records_per_s": rates[8], "batch1_records_per_s": rates[1], "ratio": rates[8] / rates[1]}
 
 
@@ -90,12 +97,15 @@ def main() -> None:
     parser.add_argument("--flavor", default="llama3", choices=["llama3", "vicuna"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--meteor", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_throughput", action="store_true")
     args = parser.parse_args()
     figures: dict[str, dict[str, float]] = {}
     if not args.skip_throughput:
         with tempfile.TemporaryDirectory() as work:
-            figures["throughput"] = throughput(Path(work), args.records, args.max_new_tokens, args.flavor, args.device)
+            figures["throughput"] = throughput(
+                Path(work), args.records, args.max_new_tokens, args.flavor, args.device, args.repeats
+            )
         ratio = figures["throughput"]["ratio"]
         print(f"evaluation throughput batch 8 / batch 1: {ratio:.2f}x (target >= 4x)")
     figures["iu_metrics"] = metric_time(args.meteor)

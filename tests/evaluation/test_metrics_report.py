@@ -142,3 +142,31 @@ def test_cider_is_reported_without_java():
 )
 def test_reference_cleaning(raw, cleaned):
     assert clean_report(raw) == cleaned
+
+
+def test_auto_tokenizer_falls_back_to_python_without_java(monkeypatch, caplog):
+    import vila_m3_core.evaluation.metrics.ptb_tokenizer as ptb
+
+    monkeypatch.setattr(ptb, "java_available", lambda: False)
+    assert ptb.ptb_tokenize(["Heart size is normal (stable)."]) == ["heart size is normal -lrb- stable -rrb-"]
+    assert "fallback" in caplog.text
+
+
+@needs_java
+def test_a_failing_java_run_is_detected(monkeypatch):
+    import subprocess
+
+    from vila_m3_core.errors import VilaM3Error
+    from vila_m3_core.evaluation.metrics import ptb_tokenizer as ptb
+
+    real_popen = subprocess.Popen
+
+    def broken_java(cmd, *args, **kwargs):  # java starts but the tokenizer class is missing: empty output
+        return real_popen([*cmd[:3], "no.such.Class", *cmd[4:]], *args, **{**kwargs, "stderr": subprocess.DEVNULL})
+
+    monkeypatch.setattr(subprocess, "Popen", broken_java)
+    with pytest.raises(VilaM3Error, match="Java PTB tokenizer failed"):
+        ptb.ptb_tokenize(["one.", "two."], backend="java")
+    with pytest.raises(VilaM3Error, match="Java PTB tokenizer failed"):
+        ptb.ptb_tokenize(["only one text."], backend="java")
+    assert ptb.ptb_tokenize(["one.", "two."], backend="auto") == ["one", "two"]

@@ -182,3 +182,22 @@ def test_precomputed_expert_feedback_for_the_agent(cxr_data):
     assert result.instruction == "Use this result to respond to this prompt:\nIs there a fracture?"
     with pytest.raises(Exception, match="No precomputed"):
         expert.run(ExpertRequest(image=str(cxr_data / "images" / "other.png")))
+
+
+def test_report_sampling_option_is_seeded_and_recorded(cxr_data, llama3_model, tmp_path):
+    reports = list(load_iu_reports().values())[2:4]
+    records = [
+        {"id": f"s{i}", "image": f"img{i}.png", "conversations": [
+            {"from": "human", "value": "Describe the image in detail.\n<image>"}, {"from": "gpt", "value": text}]}
+        for i, text in enumerate(reports)
+    ]  # fmt: skip
+    (tmp_path / "r.json").write_text(json.dumps(records))
+    runs = [
+        run_evaluation("report_mimic", tmp_path / "r.json", cxr_data / "images", "t", tmp_path / name,
+                       report_sampling=True, seed=3, vlm=llama3_model, meteor=False, max_new_tokens=6)
+        for name in ("a", "b")
+    ]  # fmt: skip
+    assert runs[0]["generation"] == {"temperature": 0.2, "max_new_tokens": 6, "seed": 3}
+    texts = [{k: v["text"] for k, v in read_answer_lines(tmp_path / n).items()} for n in ("a", "b")]
+    assert texts[0] == texts[1]
+    assert read_answer_lines(tmp_path / "a")["s0"]["prompt"] == "<image>\nDescribe the image in detail."

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vila_m3_core.errors import VilaM3Error
+from vila_m3_core.experts import feedback
 from vila_m3_core.experts import labels
 from vila_m3_core.experts.base import ExpertRequest, create_expert
 from vila_m3_core.experts.vista3d import Vista3DExpert, key_labels_for
@@ -70,7 +71,7 @@ def test_nifti_everything_and_segmented_rule(expert, ct_nifti, ct_phantom, tmp_p
             volume=image,
         )
     )
-    assert result.instruction == ""  # "segmented": no answer round
+    assert result.instruction == feedback.instruction("")  # the agent, not the expert, applies "segmented"
     assert result.data["group"] == "everything" and len(result.data["label_prompt"]) == 117
     seg = nib.load(result.files["segmentation"])
     assert seg.shape == (32, 28, 20) and np.allclose(seg.affine, ct_phantom[1])

@@ -38,6 +38,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def expert_bundles_dir(bundle_root: str | Path = ".") -> str:
+    """Folder holding the expert bundles: next to this bundle (``<bundle_root>/..``), else ``<bundle_root>/bundles``
+    (running from the repository root), else this repository's ``bundles/``."""
+    from vila_m3_core.bundles.runner import BUNDLES_DIR
+
+    root = Path(bundle_root)
+    for candidate in (root / "..", root / "bundles", BUNDLES_DIR):
+        if all((candidate / folder / "configs" / "inference.json").is_file() for folder in EXPERT_BUNDLES):
+            return str(candidate.resolve())
+    raise VilaM3Error(
+        f"Expert bundles ({', '.join(EXPERT_BUNDLES)}) not found next to {root.resolve()}; pass --expert_bundles_dir "
+        "or --experts \"[]\" to run without experts."
+    )
+
+
 def expert_from_bundle(bundle_dir: str | Path, overrides: Mapping[str, Any] | None = None, device: str = "auto") -> Any:
     """Build the expert that an expert bundle defines (the ``expert`` item of its ``configs/inference.json``).
 

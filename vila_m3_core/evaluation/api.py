@@ -1,4 +1,4 @@
-"""The evaluation entry points: :func:`run_evaluation` (one task) and :func:`run_suite` (every task with data).
+"""The evaluation entry point :func:`run_evaluation` (one task; :mod:`.suite` runs every task with data).
 
 Both are plain Python functions; the ``vila-m3 evaluate`` verb and the bundles' ``configs/evaluate.json`` call them.
 """
@@ -15,7 +15,7 @@ from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.evaluation.runner import DistContext, generate_answers, init_distributed, write_answers
 from vila_m3_core.evaluation.scoring import classification_inputs, predictions_of, score_task
 from vila_m3_core.evaluation.summary import plot_per_class, render_summary
-from vila_m3_core.evaluation.tasks import TASKS, EvalItem, TaskSpec, build_items, get_task, read_records
+from vila_m3_core.evaluation.tasks import EvalItem, TaskSpec, build_items, get_task, read_records
 from vila_m3_core.evaluation.tracking import log_to_mlflow, resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def run_evaluation(
     expert_predictions: str | Path | None = None,
     report_sampling: bool = False,
     max_new_tokens: int | None = None,
+    generation: dict[str, Any] | None = None,
     clean_reports: bool = True,
     green_model: str | None = None,
     green_batch_size: int = 8,
@@ -84,6 +85,8 @@ def run_evaluation(
         expert_predictions: CXR ensemble predictions (JSON file image -> scores, or folder of per-image JSONs).
         report_sampling: report tasks sample at temperature 0.2 as the reference did (default greedy).
         max_new_tokens: override the task's generation budget (1024 VQA, 512 report/classification).
+        generation: further generation keyword arguments (``min_new_tokens``, ``num_beams``, ``top_p``, ...) that
+            override the task's settings (recorded in ``results.json``).
         clean_reports: apply the reference's cleaning to generated reports before scoring (as published).
         green_model: GREEN judge (Hub id such as ``StanfordAIMI/GREEN-radllama2-7b`` or a local folder) for report
             tasks; ``None`` skips GREEN. ``green_batch_size``: judge batch; ``green_max_new_tokens``: cap on the
@@ -120,49 +123,88 @@ def run_evaluation(
     gen: dict[str, Any] = {"temperature": 0.0, "max_new_tokens": int(max_new_tokens or spec.max_new_tokens)}
     if spec.kind == "report" and report_sampling:
         gen.update(REPORT_SAMPLING, seed=seed)
+    gen.update(generation or {})
     if vlm is None:
         vlm = _load_vlm(model_path, conv_mode, device, dtype, revision, ctx)
     scores = _expert_scores(items, expert_predictions, expert) if mode == "expert" else None
     build, answer = _request_functions(spec, mode, vlm, gen, scores, expert, expert_predictions, out_dir, conv_mode)
     answers, timing = generate_answers(items, build, answer, out_dir, batch_size=batch_size, ctx=ctx)
     results: list[Any] = [None]
+    failure: BaseException | None = None
     if ctx.is_main:
-        write_answers(out_dir, items, answers)
-        metrics = score_task(spec, items, answers, pathvqa_refs, clean_reports, tokenizer, meteor)
-        if scores is not None and spec.kind == "classification":
-            metrics["expert_alone"] = _expert_alone(spec, items, scores)
-        if green_model and spec.kind == "report":
-            metrics.update(
-                _green(
-                    items, answers, green_model, green_batch_size, green_max_new_tokens, clean_reports, out_dir, device
+        try:
+            results = [
+                _score_and_write(
+                    spec, items, answers, timing, ctx, out_dir, tracking_uri, vlm, scores, pathvqa_refs,
+                    run_name or task + ("" if mode == "none" else f"+{mode}"),
+                    {"task": task, "model_path": str(model_path), "conv_mode": conv_mode, "with_expert": mode,
+                     "generation": gen, "batch_size": batch_size, "data": str(data)},
+                    {"clean_reports": clean_reports, "tokenizer": tokenizer, "meteor": meteor, "green_model": green_model,
+                     "green_batch_size": green_batch_size, "green_max_new_tokens": green_max_new_tokens,
+                     "device": device},
                 )
-            )
-        generated = timing["generated"]
-        result = {
-            "task": task,
-            "run_name": run_name or task + ("" if mode == "none" else f"+{mode}"),
-            "model": Path(str(model_path)).name or str(model_path),
-            "model_path": str(model_path),
-            "conv_mode": conv_mode or getattr(vlm, "conv_mode", None),
-            "with_expert": mode if mode != "none" else False,
-            "generation": gen,
-            "batch_size": batch_size,
-            "world_size": ctx.world_size,
-            "data": str(data),
-            "n_items": len(items),
-            "metrics": metrics,
-            "timing": {**timing, "records_per_second": generated / timing["seconds"] if timing["seconds"] else 0.0},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        _write_outputs(out_dir, [result])
-        if tracking_uri:
-            log_to_mlflow(tracking_uri, result, out_dir)
-        results = [result]
+            ]  # fmt: skip
+        except BaseException as err:  # other ranks must not wait forever for the broadcast below
+            failure, results = err, [{"error": f"{type(err).__name__}: {err}"}]
     if ctx.world_size > 1:
         import torch.distributed as dist
 
         dist.broadcast_object_list(results, src=0)
+    if failure is not None:
+        raise failure
+    if "error" in results[0]:
+        raise VilaM3Error(f"Scoring failed on rank 0: {results[0]['error']}")
     return results[0]
+
+
+def _score_and_write(
+    spec: TaskSpec,
+    items: list[EvalItem],
+    answers: dict[str, Any],
+    timing: dict[str, float],
+    ctx: DistContext,
+    out_dir: Path,
+    tracking_uri: str | None,
+    vlm: Any,
+    scores: dict[str, Any] | None,
+    pathvqa_refs: dict[str, str] | None,
+    run_name: str,
+    settings: dict[str, Any],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Rank 0: write answers.jsonl, score, and write results.json / summary.md / the plot (and MLflow)."""
+    write_answers(out_dir, items, answers)
+    metrics = score_task(spec, items, answers, pathvqa_refs, options["clean_reports"], options["tokenizer"],
+                         options["meteor"])  # fmt: skip
+    if scores is not None and spec.kind == "classification":
+        metrics["expert_alone"] = _expert_alone(spec, items, scores)
+    if options["green_model"] and spec.kind == "report":
+        metrics.update(
+            _green(items, answers, options["green_model"], options["green_batch_size"],
+                   options["green_max_new_tokens"], options["clean_reports"], out_dir, options["device"])
+        )  # fmt: skip
+    generated = timing["generated"]
+    mode = settings["with_expert"]
+    result = {
+        "task": settings["task"],
+        "run_name": run_name,
+        "model": Path(settings["model_path"]).name or settings["model_path"],
+        "model_path": settings["model_path"],
+        "conv_mode": settings["conv_mode"] or getattr(vlm, "conv_mode", None),
+        "with_expert": mode if mode != "none" else False,
+        "generation": settings["generation"],
+        "batch_size": settings["batch_size"],
+        "world_size": ctx.world_size,
+        "data": settings["data"],
+        "n_items": len(items),
+        "metrics": metrics,
+        "timing": {**timing, "records_per_second": generated / timing["seconds"] if timing["seconds"] else 0.0},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_outputs(out_dir, [result])
+    if tracking_uri:
+        log_to_mlflow(tracking_uri, result, out_dir)
+    return result
 
 
 def _write_outputs(out_dir: Path, runs: list[dict[str, Any]]) -> None:
@@ -300,51 +342,3 @@ def _green(
         for pair in summary.pop("per_pair"):
             sink.write(json.dumps({"question_id": items[pair["index"]].id, **pair}) + "\n")
     return {"green": summary.pop("green"), "green_details": summary}
-
-
-def run_suite(
-    data_dir: str | Path,
-    image_root: str | Path | None,
-    model_path: str,
-    output_dir: str | Path,
-    conv_mode: str | None = None,
-    batch_size: int = 8,
-    with_expert: bool | str = False,
-    tracking: str | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Run every task that has a records file ``<data_dir>/<task>.json`` or ``.jsonl`` and write one summary.
-
-    Images are looked up under ``<image_root>/<task>`` when that folder exists, else under ``image_root``. With
-    ``with_expert``, classification and report tasks run a second time with the expert. The model is loaded once.
-
-    Returns:
-        ``{"runs": [results of each run], "summary": markdown}``; ``summary.md``/``results.json``/``per_class.png``
-        for the whole suite are written to ``output_dir`` (each run also has its own sub-folder).
-    """
-    data_dir = Path(data_dir)
-    found = {t: p for t in TASKS for p in (data_dir / f"{t}.json", data_dir / f"{t}.jsonl") if p.is_file()}
-    if not found:
-        raise VilaM3Error(f"No task records in {data_dir}: expected files named <task>.json(l) for {', '.join(TASKS)}.")
-    vlm = options.pop("vlm", None) or _load_vlm(
-        model_path, conv_mode, options.get("device", "auto"), options.get("dtype", "auto"), options.get("revision"),
-        init_distributed(),
-    )  # fmt: skip
-    runs = []
-    for task, path in found.items():
-        root = Path(image_root) / task if image_root and (Path(image_root) / task).is_dir() else image_root
-        modes: list[bool | str] = [False]
-        if with_expert and TASKS[task].kind in ("classification", "report"):
-            modes.append(with_expert)
-        for mode in modes:
-            sub = Path(output_dir) / (task + ("" if mode is False else f"_{_expert_mode(mode)}"))
-            runs.append(
-                run_evaluation(
-                    task, path, root, model_path, sub, conv_mode, batch_size, mode, tracking, vlm=vlm, **options
-                )  # fmt: skip
-            )
-    summary = render_summary(runs)
-    if init_distributed().is_main:
-        _write_outputs(Path(output_dir), runs)
-        print(summary)
-    return {"runs": runs, "summary": summary}

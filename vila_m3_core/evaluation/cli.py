@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from vila_m3_core.errors import VilaM3Error
@@ -36,7 +37,8 @@ def evaluate(
     ``--report_sampling``, ``--max_new_tokens``, ``--clean_reports``, ``--green_model``, ``--pathvqa_pkl``,
     ``--limit``, ``--device``, ``--dtype``, ``--revision``, ``--tracking mlflow|sqlite:///...|http://...``.
     """
-    from vila_m3_core.evaluation.api import run_evaluation, run_suite
+    from vila_m3_core.evaluation.api import run_evaluation
+    from vila_m3_core.evaluation.suite import run_suite
 
     if suite is not None:
         if suite != "all":
@@ -51,6 +53,6 @@ def evaluate(
     from vila_m3_core.evaluation.runner import init_distributed
 
     if init_distributed().is_main:
-        print((__import__("pathlib").Path(output_dir) / "summary.md").read_text())
+        print((Path(output_dir) / "summary.md").read_text())
         headline = result["metrics"]["headline"]
         print(json.dumps({"task": task, headline: result["metrics"][headline]}))

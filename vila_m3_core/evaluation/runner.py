@@ -8,6 +8,7 @@ stopped (records whose answer line exists are skipped; lines with an ``error`` a
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from vila_m3_core.evaluation.tasks import EvalItem
 logger = logging.getLogger(__name__)
 
 ANSWERS_FILE = "answers.jsonl"
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class DistContext:
 def init_distributed() -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment (no-op for a single process).
 
-    Uses nccl when CUDA is available, gloo otherwise.
+    Uses nccl when CUDA is available, gloo otherwise. The collective timeout is long (:data:`COLLECTIVE_TIMEOUT`)
+    because ranks wait at the gather while rank 0 scores (GREEN with a 7B judge can take hours).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -56,7 +59,7 @@ def init_distributed() -> DistContext:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     return DistContext(dist.get_rank(), dist.get_world_size(), local)
 
 

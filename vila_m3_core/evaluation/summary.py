@@ -82,6 +82,11 @@ def plot_per_class(runs: Sequence[dict[str, Any]], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     panels = [r for r in runs if r["metrics"].get("per_class")]
+    for run in list(panels):  # the expert alone (TorchXRayVision row) gets its own panel
+        alone = run["metrics"].get("expert_alone")
+        if alone:
+            per_class = {cls: v["f1"] for cls, v in alone["per_class"].items()}
+            panels.append({"task": run["task"] + " (TorchXRayVision alone)", "metrics": {"per_class": per_class}})
     fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(7, 1.2 + 0.45 * max(
         (len(r["metrics"]["per_class"]) for r in panels), default=1) * max(1, len(panels))), squeeze=False)  # fmt: skip
     for ax, run in zip(axes[:, 0], panels, strict=False):
@@ -89,6 +94,7 @@ def plot_per_class(runs: Sequence[dict[str, Any]], path: str | Path) -> Path:
         values = [100 * float(v) if v == v else 0.0 for v in run["metrics"]["per_class"].values()]
         ax.barh(labels, values, color="#4c72b0")
         ax.set_xlim(0, 100)
+        ax.set_xlabel(_axis_label(run["task"]), fontsize=8)
         ax.invert_yaxis()
         ax.set_title(run["task"] + (" (with expert)" if run.get("with_expert") else ""), fontsize=10)
         for y, v in enumerate(values):
@@ -98,3 +104,14 @@ def plot_per_class(runs: Sequence[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _axis_label(task: str) -> str:
+    kind = task.split(" ")[0]
+    if kind in ("chestxray14", "chexpert"):
+        return "binary F1 x100"
+    if kind.startswith("report"):
+        return "metric x100"
+    if kind == "mimicvqa":
+        return "closed accuracy / open recall x100"
+    return "accuracy (open: recall) x100"

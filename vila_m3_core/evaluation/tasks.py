@@ -185,8 +185,10 @@ def _build_item(task: TaskSpec, rid: str, record: dict[str, Any], root: Path | N
     if task.kind == "mimicvqa":
         meta["question_type"] = record.get("question_type") or "unknown"
         meta["answer_type"] = "closed" if closed_or_open(record.get("answer_type"), answer) == "closed" else "open"
-    if task.kind == "pathvqa":
-        meta["answer_type"] = closed_or_open(record.get("answer_type"), answer)
+    if task.kind == "pathvqa":  # data_prepare flags the scored yes/no subset with "yes_no"
+        yes_no = record.get("yes_no")
+        kind = closed_or_open(record.get("answer_type"), answer)
+        meta["answer_type"] = kind if yes_no is None else ("closed" if yes_no else "open")
     prompt = "<image>\n" * len(images) + question
     return EvalItem(rid, images, prompt, question, answer, meta)
 

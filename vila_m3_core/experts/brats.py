@@ -57,7 +57,6 @@ class BratsExpert(Expert):
         roi_size: sliding-window patch (bundle: 240x240x160; each side must be divisible by 8).
         overlap: sliding-window overlap (bundle: 0.5).
         amp: mixed precision on CUDA (the bundle's default); ignored on CPU.
-        segmented_keyword: the "segmented" rule keyword; ``None`` always answers.
         training_order: write "yellow and red" (training data) instead of the demo's "red and yellow".
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
         network: an already built network (tests); skips weight loading.
@@ -73,7 +72,6 @@ class BratsExpert(Expert):
         roi_size: Sequence[int] = (240, 240, 160),
         overlap: float = 0.5,
         amp: bool = True,
-        segmented_keyword: str | None = feedback.SEGMENTED_KEYWORD,
         training_order: bool = False,
         colour_mode: str = "stable",
         network: Any = None,
@@ -86,7 +84,6 @@ class BratsExpert(Expert):
         self.roi_size = tuple(int(r) for r in roi_size)
         self.overlap = overlap
         self.amp = amp
-        self.segmented_keyword = segmented_keyword
         self.training_order = training_order
         self.colour_mode = colour_mode
         self._network = network.to(self.device).eval() if network is not None else None
@@ -147,7 +144,6 @@ class BratsExpert(Expert):
             )
             overlay_path = save_picture(view.image, out_dir / f"brats_overlay_{tag}.jpg")
         colours = dict(zip(view.labels_in_slice, (colour for colour, _ in view.legend)))
-        skip = feedback.skips_second_round(request.trigger, self.name, self.segmented_keyword)
         volumes = label_volumes_ml(seg, image.spacing)
         regions = {
             "tumor core": volumes.get(1, 0.0) + volumes.get(4, 0.0),
@@ -157,7 +153,8 @@ class BratsExpert(Expert):
         return ExpertResult(
             text=feedback.brats_feedback(view.labels_in_slice, colours, self.training_order),
             images=[view.image],
-            instruction="" if skip else feedback.instruction(request.prompt),
+            # The "segmented" rule (no answer round) is the agent's to apply, configurably, in one place.
+            instruction=feedback.instruction(request.prompt),
             files={"segmentation": str(seg_path), "overlay": overlay_path},
             seconds=watch.seconds,
             data={

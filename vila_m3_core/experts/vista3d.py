@@ -64,7 +64,6 @@ class Vista3DExpert(Expert):
         sw_batch_size: windows per forward pass.
         amp: mixed precision on CUDA (the bundle's default); ignored on CPU.
         crop_margin: voxels kept around the foreground crop.
-        segmented_keyword: the "segmented" rule keyword; ``None`` always answers.
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
         encoder_embed_dim: width of the network; 48 for the released bundle (tests use a narrower one).
         network: an already built network (tests, custom variants); skips weight loading.
@@ -83,7 +82,6 @@ class Vista3DExpert(Expert):
         sw_batch_size: int = 1,
         amp: bool = True,
         crop_margin: int = 10,
-        segmented_keyword: str | None = feedback.SEGMENTED_KEYWORD,
         colour_mode: str = "stable",
         encoder_embed_dim: int = 48,
         network: Any = None,
@@ -97,7 +95,6 @@ class Vista3DExpert(Expert):
         self.sw_batch_size = sw_batch_size
         self.amp = amp
         self.crop_margin = crop_margin
-        self.segmented_keyword = segmented_keyword
         self.colour_mode = colour_mode
         self.encoder_embed_dim = encoder_embed_dim
         self._network = network.to(self.device).eval() if network is not None else None
@@ -215,12 +212,12 @@ class Vista3DExpert(Expert):
                 colour_mode=self.colour_mode,
             )
             overlay_path = save_picture(view.image, out_dir / f"vista3d_overlay_{tag}.jpg")
-        skip = feedback.skips_second_round(request.trigger, self.name, self.segmented_keyword)
         volumes = label_volumes_ml(seg_np, image.spacing)
         return ExpertResult(
             text=feedback.vista3d_feedback(view.legend),
             images=[view.image],
-            instruction="" if skip else feedback.instruction(request.prompt),
+            # The "segmented" rule (no answer round) is the agent's to apply, configurably, in one place.
+            instruction=feedback.instruction(request.prompt),
             files={"segmentation": str(seg_path), "overlay": overlay_path},
             seconds=watch.seconds,
             data={

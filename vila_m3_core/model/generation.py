@@ -83,10 +83,10 @@ def stop_token_ids(tokenizer: Any, conv_mode: str, llm: Any = None) -> tuple[lis
     """Single-token stop ids and multi-token stop strings for ``conv_mode``, plus the tokenizer/LLM EOS ids."""
     ids: list[int] = []
     strings: list[str] = []
-    vocab = tokenizer.get_vocab()
     for stop in get_template(conv_mode).stop:
-        if stop in vocab:
-            ids.append(vocab[stop])
+        token_id = tokenizer.convert_tokens_to_ids(stop)  # a single (special) token of the vocabulary?
+        if token_id is not None and (token_id != tokenizer.unk_token_id or stop == tokenizer.unk_token):
+            ids.append(token_id)
             continue
         encoded = tokenizer(stop, add_special_tokens=False).input_ids
         if len(encoded) == 1:

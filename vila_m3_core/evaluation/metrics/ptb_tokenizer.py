@@ -17,6 +17,8 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 
+from vila_m3_core.errors import VilaM3Error
+
 logger = logging.getLogger(__name__)
 
 # pycocoevalcap's PUNCTUATIONS list (tokens dropped after tokenisation)
@@ -54,6 +56,7 @@ def ptb_tokenize(texts: Sequence[str], backend: str = "auto") -> list[str]:
         backend: ``"java"`` (pycocoevalcap's PTBTokenizer, needs Java), ``"python"`` (the fallback) or ``"auto"``
             (Java when available, else Python with a warning).
     """
+    requested = backend
     if backend == "auto":
         backend = "java" if java_available() else "python"
         if backend == "python":
@@ -62,12 +65,32 @@ def ptb_tokenize(texts: Sequence[str], backend: str = "auto") -> list[str]:
         return [python_ptb_tokenize(t) for t in texts]
     if backend != "java":
         raise ValueError(f"unknown tokenizer backend {backend!r}; use auto, java or python")
+    try:
+        return _java_tokenize(texts)
+    except (OSError, VilaM3Error) as err:
+        if requested != "auto":
+            raise VilaM3Error(
+                f"The Java PTB tokenizer failed ({err}); install a Java runtime or use 'python'."
+            ) from err
+        logger.warning("Java PTB tokenizer failed (%s): using the pure-Python fallback", err)
+        return [python_ptb_tokenize(t) for t in texts]
+
+
+def _java_tokenize(texts: Sequence[str]) -> list[str]:
+    """pycocoevalcap's PTBTokenizer, checked: it silently returns fewer lines when Java fails."""
+    if not texts:
+        return []
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     # pycocoevalcap keys by image id; plain integer keys keep the input order.
     captions: Mapping[int, list[dict[str, str]]] = {i: [{"caption": t}] for i, t in enumerate(texts)}
     tokenized = PTBTokenizer().tokenize(captions)
-    return [tokenized[i][0] for i in range(len(texts))]
+    if len(tokenized) != len(texts):
+        raise VilaM3Error(f"the Java tokenizer returned {len(tokenized)} of {len(texts)} lines")
+    out = [tokenized[i][0] for i in range(len(texts))]
+    if not any(out) and any(any(c.isalnum() for c in t) for t in texts):
+        raise VilaM3Error("the Java tokenizer returned only empty lines")
+    return out
 
 
 def python_ptb_tokenize(text: str) -> str:
