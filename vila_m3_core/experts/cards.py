@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,14 @@ from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts.parsing import ArgSpec
 
 #: where the default cards live (the repository's ``model_zoo_cards/`` folder)
-DEFAULT_CARD_DIR = Path(__file__).resolve().parents[2] / "model_zoo_cards"
+def _default_card_dir() -> Path:
+    """The repository's ``model_zoo_cards/`` (source checkout, editable install), else the copy a wheel installs
+    under ``<prefix>/share/vila-m3/model_zoo_cards`` (setup.cfg ``data_files``)."""
+    source = Path(__file__).resolve().parents[2] / "model_zoo_cards"
+    return source if source.is_dir() else Path(sys.prefix) / "share" / "vila-m3" / "model_zoo_cards"
+
+
+DEFAULT_CARD_DIR = _default_card_dir()
 #: extra card folders, separated by ``os.pathsep``, read after the default ones
 CARD_DIRS_ENV = "VILA_M3_CARD_DIRS"
 INDEX_FILE = "index.json"
