@@ -6,7 +6,7 @@
 2. Metric computation time on the 3,955 IU X-ray reports shipped in torchxrayvision (hypotheses = perturbed
    reports): loading, PTB tokenisation (Java and the Python fallback), BLEU/ROUGE-L/CIDEr; METEOR with --meteor.
 
-Usage: python benchmarks/bench_evaluation.py [--records 32] [--max_new_tokens 32] [--flavor llama3] [--device auto]
+Usage: python benchmarks/bench_evaluation.py [--records 32] [--max_new_tokens 128] [--repeats 3] [--flavor llama3] [--device auto]
        [--meteor]
 """
 
@@ -93,7 +93,7 @@ def metric_time(meteor: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=32)
-    parser.add_argument("--max_new_tokens", type=int, default=32)
+    parser.add_argument("--max_new_tokens", type=int, default=128)
     parser.add_argument("--flavor", default="llama3", choices=["llama3", "vicuna"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--meteor", action="store_true")

@@ -21,6 +21,14 @@ class CLI:
 
         return predict_folder(image_dir, output_json, cache_dir=cache_dir, device=device, recursive=recursive)
 
+    def bundle(self, action, *names, **kwargs):
+        """MONAI bundles: ``run <name> [--config train] --key value``, ``verify [names]``, ``package [names]
+        --base_url URL``, ``download_weights [names]``, ``pin_hashes <name>``, ``test [names]``
+        (see vila_m3_core.bundles.cli.bundle)."""
+        from vila_m3_core.bundles.cli import bundle
+
+        return bundle(action, *names, **kwargs)
+
     def chat(self, *args, **kwargs):
         """Ask about an image (file, DICOM folder or 4 MRI files t1ce,t1,t2,flair); VILA-M3 may call its experts.
         Prints the answer and writes overlays, segmentations and trace.json to --output_dir

@@ -28,8 +28,9 @@ def _parsed(bundle: str, item: str, **overrides):
 
 
 def test_missing_weights_say_how_to_download(tmp_path, brats_images):
-    run = run_bundle("expert_brats", overrides={"image": brats_images, "ckpt_path": str(tmp_path / "model.pt")},
-                     timeout=300)
+    run = run_bundle(
+        "expert_brats", overrides={"image": brats_images, "ckpt_path": str(tmp_path / "model.pt")}, timeout=300
+    )
     assert not run.ok
     assert "weights not found" in run.output and "download_large_files --bundle_path" in run.output
 
@@ -83,3 +84,15 @@ def test_missing_cxr_weights_name_the_files(tmp_path):
     network = _parsed("expert_cxr", "network_def", weights_dir=str(tmp_path / "xrv"), device="$torch.device('cpu')")
     with pytest.raises(VilaM3Error, match="TorchXRayVision weights missing.*download_large_files"):
         network.check_weights()
+
+
+def test_cli_verb_prints_the_message_not_the_monai_traceback(ct_image):
+    from vila_m3_core.cli import CLI
+
+    with pytest.raises(VilaM3Error, match="Unknown label prompt 'livr'") as caught:
+        CLI().bundle("run", "expert_vista3d", image=ct_image, label_prompt="livr", load_pretrain=False)
+    assert caught.value.__cause__ is None  # raised on its own, not inside MONAI's RuntimeError chain
+    with pytest.raises(VilaM3Error, match="Unknown config key --imgae"):
+        CLI().bundle("run", "expert_brats", imgae="x")
+    with pytest.raises(VilaM3Error, match="Unknown bundle action"):
+        CLI().bundle("deploy")

@@ -35,8 +35,12 @@ def test_archives_are_reproducible_and_named_like_the_zoo(tmp_path):
     assert "vila_m3_8b/configs/metadata.json" in names and all(n.startswith("vila_m3_8b/") for n in names)
     assert not any("/eval/" in n or n.endswith(".db") for n in names)
     info = write_model_info([first], tmp_path / "model_info.json", "https://example.org/releases/v1")
-    assert info == {"vila_m3_8b_v0.1.0": {"checksum": sha1sum(first),
-                                          "source": "https://example.org/releases/v1/vila_m3_8b_v0.1.0.zip"}}
+    assert info == {
+        "vila_m3_8b_v0.1.0": {
+            "checksum": sha1sum(first),
+            "source": "https://example.org/releases/v1/vila_m3_8b_v0.1.0.zip",
+        }
+    }
 
 
 def test_download_large_files_and_load_from_a_local_release(tmp_path, brats_ckpt):
@@ -47,8 +51,9 @@ def test_download_large_files_and_load_from_a_local_release(tmp_path, brats_ckpt
     assert (bundle / "configs" / "inference.json").is_file() and not (bundle / "models" / "model.pt").exists()
     download_large_files(bundle_path=str(bundle))
     assert (bundle / "models" / "model.pt").read_bytes() == brats_ckpt.read_bytes()
-    network = load(name="expert_brats", bundle_dir=str(bundle_dir), workflow_type="inference", source="github",
-                   version="0.1.0")
+    network = load(
+        name="expert_brats", bundle_dir=str(bundle_dir), workflow_type="inference", source="github", version="0.1.0"
+    )
     expected = torch.load(brats_ckpt, weights_only=True)
     assert isinstance(network, torch.nn.Module)
     for key, value in network.state_dict().items():
@@ -67,7 +72,14 @@ def test_github_source_requests_the_zoo_asset_name(tmp_path, brats_ckpt, monkeyp
         return real(url=archive.as_uri(), filepath=filepath, **kwargs)
 
     monkeypatch.setattr(scripts, "download_url", local_download)
-    download(name="expert_brats", version="0.1.0", bundle_dir=str(tmp_path / "gh"), source="github",
-             repo="example/vila-m3/v0.1.0")
+    download(
+        name="expert_brats",
+        version="0.1.0",
+        bundle_dir=str(tmp_path / "gh"),
+        source="github",
+        repo="example/vila-m3/v0.1.0",
+    )
     assert requested == ["https://github.com/example/vila-m3/releases/download/v0.1.0/expert_brats_v0.1.0.zip"]
-    assert json.loads((tmp_path / "gh" / "expert_brats" / "configs" / "metadata.json").read_text())["version"] == "0.1.0"
+    assert (
+        json.loads((tmp_path / "gh" / "expert_brats" / "configs" / "metadata.json").read_text())["version"] == "0.1.0"
+    )

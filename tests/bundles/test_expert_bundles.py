@@ -12,8 +12,16 @@ from vila_m3_core.bundles.runner import run_bundle
 
 
 def test_brats_inference_writes_a_label_map(brats_images, brats_ckpt, tmp_path):
-    run = run_bundle("expert_brats", overrides={"image": brats_images, "ckpt_path": str(brats_ckpt),
-                                                "roi_size": [32, 32, 32], "output_dir": str(tmp_path)}, timeout=300)
+    run = run_bundle(
+        "expert_brats",
+        overrides={
+            "image": brats_images,
+            "ckpt_path": str(brats_ckpt),
+            "roi_size": [32, 32, 32],
+            "output_dir": str(tmp_path),
+        },
+        timeout=300,
+    )
     assert run.ok, run.output[-3000:]
     seg = nib.load(str(tmp_path / "case1_t1ce_seg.nii.gz"))
     assert seg.shape == nib.load(brats_images[0]).shape and seg.get_data_dtype() == np.uint8
@@ -21,9 +29,18 @@ def test_brats_inference_writes_a_label_map(brats_images, brats_ckpt, tmp_path):
 
 
 def test_vista3d_inference_maps_prompt_names_to_class_values(ct_image, vista3d_ckpt, tmp_path):
-    run = run_bundle("expert_vista3d", overrides={"image": ct_image, "label_prompt": "liver,spleen",
-                                                  "ckpt_path": str(vista3d_ckpt), "encoder_embed_dim": 8,
-                                                  "patch_size": [32, 32, 32], "output_dir": str(tmp_path)}, timeout=300)
+    run = run_bundle(
+        "expert_vista3d",
+        overrides={
+            "image": ct_image,
+            "label_prompt": "liver,spleen",
+            "ckpt_path": str(vista3d_ckpt),
+            "encoder_embed_dim": 8,
+            "patch_size": [32, 32, 32],
+            "output_dir": str(tmp_path),
+        },
+        timeout=300,
+    )
     assert run.ok, run.output[-3000:]
     seg = nib.load(str(tmp_path / "ct0_seg.nii.gz"))
     assert seg.shape == nib.load(ct_image).shape
@@ -31,8 +48,11 @@ def test_vista3d_inference_maps_prompt_names_to_class_values(ct_image, vista3d_c
 
 
 def test_cxr_inference_writes_scores_json(cxr_png, xrv_dir, tmp_path):
-    run = run_bundle("expert_cxr", overrides={"image": cxr_png, "weights_dir": str(xrv_dir),
-                                              "output_dir": str(tmp_path)}, timeout=300)
+    run = run_bundle(
+        "expert_cxr",
+        overrides={"image": cxr_png, "weights_dir": str(xrv_dir), "output_dir": str(tmp_path)},
+        timeout=300,
+    )
     assert run.ok, run.output[-3000:]
     result = json.loads((tmp_path / "cxr0_cxr.json").read_text())
     assert list(result["scores"]) == list(CXR_CLASSES)

@@ -49,14 +49,18 @@ def test_verify_finds_broken_bundles(tmp_path):
 
 def test_cli_overrides_are_checked_against_the_config_files():
     config = str(BUNDLES_DIR / "expert_brats" / "configs" / "train.json")
-    assert check_cli_overrides([RUN, "run", "--config_file", config, "--epochs", "1", "--train#dataloader#num_workers", "0"])
+    assert check_cli_overrides(
+        [RUN, "run", "--config_file", config, "--epochs", "1", "--train#dataloader#num_workers", "0"]
+    )
     assert check_cli_overrides(["pytest", "--epocs"])  # not a monai.bundle run: nothing to check
     with pytest.raises(VilaM3Error, match="Unknown config key --epocs.*Did you mean: epochs"):
         check_cli_overrides([RUN, "run", "--config_file", config, "--epocs", "1"])
     with pytest.raises(VilaM3Error, match="Unknown config key --train#dataloadr#num_workers"):
         check_cli_overrides([RUN, "run", "--config_file", config, "--train#dataloadr#num_workers", "0"])
     overlay = str(BUNDLES_DIR / "expert_brats" / "configs" / "evaluate.json")
-    assert check_cli_overrides([RUN, "run", f"--config_file=['{config}','{overlay}']", "--validate#additional_metrics", "{}"])
+    assert check_cli_overrides(
+        [RUN, "run", f"--config_file=['{config}','{overlay}']", "--validate#additional_metrics", "{}"]
+    )
 
 
 def test_per_class_auc_skips_single_outcome_and_unknown_labels():
@@ -112,3 +116,21 @@ def test_ddp_wrapping_on_cpu_uses_no_device_ids(tmp_path):
         assert wrapped.device_ids is None and local_device().type == "cpu"
     finally:
         dist.destroy_process_group()
+
+
+def test_pin_hashes_fills_only_empty_hashes_of_downloaded_files(tmp_path):
+    from vila_m3_core.bundles.large_files import file_hash, pin_hashes
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "a.pt").write_bytes(b"aaa")
+    (tmp_path / "models" / "b.pt").write_bytes(b"bbb")
+    (tmp_path / "large_files.yml").write_text(
+        "# comment kept\nlarge_files:\n"
+        '  - path: "models/a.pt"\n    url: "https://x/a.pt"\n    hash_val: ""\n    hash_type: "sha256"\n'
+        '  - path: "models/b.pt"\n    url: "https://x/b.pt"\n    hash_val: "keep"\n    hash_type: "md5"\n'
+        '  - path: "models/c.pt"\n    url: "https://x/c.pt"\n    hash_val: ""\n    hash_type: "sha256"\n'
+    )
+    assert pin_hashes(tmp_path) == ["models/a.pt"]
+    text = (tmp_path / "large_files.yml").read_text()
+    assert text.startswith("# comment kept") and f'hash_val: "{file_hash(tmp_path / "models" / "a.pt")}"' in text
+    assert 'hash_val: "keep"' in text and text.count('hash_val: ""') == 1

@@ -17,13 +17,35 @@ from vila_m3_core.errors import VilaM3Error
 def test_8b_inference_from_repo_root_writes_answer_and_trace(tiny_llama3, cxr_png, tmp_path):
     out = tmp_path / "out"
     command = [
-        sys.executable, "-m", "monai.bundle", "run",
-        "--config_file", "bundles/vila_m3_8b/configs/inference.json",
-        "--model_path", str(tiny_llama3), "--image", cxr_png, "--prompt", "Is there a pleural effusion?",
-        "--max_new_tokens", "6", "--device", "cpu", "--output_dir", str(out), "--tracking", "mlflow",
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "bundles/vila_m3_8b/configs/inference.json",
+        "--model_path",
+        str(tiny_llama3),
+        "--image",
+        cxr_png,
+        "--prompt",
+        "Is there a pleural effusion?",
+        "--max_new_tokens",
+        "6",
+        "--device",
+        "cpu",
+        "--output_dir",
+        str(out),
+        "--tracking",
+        "mlflow",
     ]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)})
+    done = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((out / "answer" / "answer.json").read_text())
     assert record["prompt"] == "Is there a pleural effusion?" and record["image"] == cxr_png
@@ -39,13 +61,27 @@ def test_8b_inference_from_repo_root_writes_answer_and_trace(tiny_llama3, cxr_pn
 
 def test_batch_overlay_writes_one_line_per_request_and_records_failures(tiny_vicuna, cxr_png, tmp_path):
     requests = tmp_path / "requests.jsonl"
-    lines = [{"id": "a", "image": cxr_png, "prompt": "Describe."}, {"id": "b", "image": str(tmp_path / "gone.png"),
-             "prompt": "Describe."}, {"id": "c", "image": cxr_png, "prompt": "Any mass?"}]
+    lines = [
+        {"id": "a", "image": cxr_png, "prompt": "Describe."},
+        {"id": "b", "image": str(tmp_path / "gone.png"), "prompt": "Describe."},
+        {"id": "c", "image": cxr_png, "prompt": "Any mass?"},
+    ]
     requests.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     out = tmp_path / "out"
-    run = run_bundle("vila_m3_3b", ("configs/inference.json", "configs/batch_inference.json"), {
-        "model_path": str(tiny_vicuna), "requests_file": str(requests), "max_new_tokens": 4, "device": "cpu",
-        "batch_size": 2, "experts": [], "output_dir": str(out)}, timeout=300)
+    run = run_bundle(
+        "vila_m3_3b",
+        ("configs/inference.json", "configs/batch_inference.json"),
+        {
+            "model_path": str(tiny_vicuna),
+            "requests_file": str(requests),
+            "max_new_tokens": 4,
+            "device": "cpu",
+            "batch_size": 2,
+            "experts": [],
+            "output_dir": str(out),
+        },
+        timeout=300,
+    )
     assert run.ok, run.output[-3000:]
     answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
     assert [a["id"] for a in answers] == ["a", "b", "c"]
@@ -55,9 +91,15 @@ def test_batch_overlay_writes_one_line_per_request_and_records_failures(tiny_vic
 
 def test_experts_come_from_the_expert_bundle_configs(tmp_path):
     bundles = REPO_ROOT / "bundles"
-    experts = experts_from_bundles(bundles, ["cxr", "VISTA3D", "brats"], {
-        "expert_vista3d": {"encoder_embed_dim": 8, "patch_size": [32, 32, 32], "ckpt_path": str(tmp_path / "v.pt")},
-        "expert_cxr": {"weights_dir": str(tmp_path / "xrv")}}, device="cpu")
+    experts = experts_from_bundles(
+        bundles,
+        ["cxr", "VISTA3D", "brats"],
+        {
+            "expert_vista3d": {"encoder_embed_dim": 8, "patch_size": [32, 32, 32], "ckpt_path": str(tmp_path / "v.pt")},
+            "expert_cxr": {"weights_dir": str(tmp_path / "xrv")},
+        },
+        device="cpu",
+    )
     assert sorted(experts) == ["BRATS", "CXR", "VISTA3D"]
     vista = experts["VISTA3D"]
     assert vista.encoder_embed_dim == 8 and vista.roi_size == (32, 32, 32) and vista.weights == str(tmp_path / "v.pt")
@@ -68,3 +110,76 @@ def test_experts_come_from_the_expert_bundle_configs(tmp_path):
         experts_from_bundles(bundles, ["VISTA3D"], {"expert_vista3d": {"patch_sise": [32, 32, 32]}}, device="cpu")
     with pytest.raises(VilaM3Error, match="Unknown expert"):
         experts_from_bundles(bundles, ["MAMMO"], device="cpu")
+
+
+class _CountingVLM:
+    """A VLM double: batched first rounds answer by prompt length; single calls are counted."""
+
+    def __init__(self):
+        self.batches, self.singles = [], 0
+
+    def generate(self, turns, **gen):
+        self.singles += 1
+        return "single"
+
+    def generate_batch(self, requests, batch_size=8, **gen):
+        self.batches.append(len(requests))
+        return [f"answer {len(r.as_turns()[0].text)}" for r in requests]
+
+
+def test_batch_path_generates_first_rounds_in_one_batch(cxr_png, tmp_path):
+    from vila_m3_core.bundles.vlm import AgentInferer
+
+    vlm = _CountingVLM()
+    inferer = AgentInferer(experts={}, generation={"max_new_tokens": 4})
+    requests = [
+        {"id": "a", "image": cxr_png, "prompt": "Short?"},
+        {"id": "b", "image": cxr_png, "prompt": "Longer one?"},
+        {"id": "c", "image": str(tmp_path / "none.png"), "prompt": "x"},
+    ]
+    results = inferer.answer_batch(requests, vlm, [tmp_path / r["id"] for r in requests])
+    assert vlm.batches == [2] and vlm.singles == 0
+    assert results[0]["answer"].startswith("answer ") and results[0]["answer"] != results[1]["answer"]
+    assert isinstance(results[2], VilaM3Error)
+    trace = json.loads((tmp_path / "b" / "trace.json").read_text())
+    assert [s["type"] for s in trace["steps"]] == ["input", "generation"]
+
+
+class _ScriptedVLM:
+    """A VLM double that answers from a script (first: the expert call, then: the final answer)."""
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+        self.seen = []
+
+    def generate(self, turns, **gen):
+        self.seen.append(turns)
+        return self.outputs.pop(0)
+
+
+def test_the_bundle_runs_the_expert_configured_by_its_expert_bundle(brats_images, brats_ckpt, tmp_path):
+    from monai.bundle import ConfigWorkflow
+
+    workflow = ConfigWorkflow(
+        config_file=str(REPO_ROOT / "bundles" / "vila_m3_13b" / "configs" / "inference.json"),
+        workflow_type="infer",
+        logging_file=False,
+        bundle_root=str(REPO_ROOT / "bundles" / "vila_m3_13b"),
+        image=brats_images,
+        prompt="Where is the tumor?",
+        output_dir=str(tmp_path),
+        device="cpu",
+        expert_overrides={"expert_brats": {"ckpt_path": str(brats_ckpt), "roi_size": [32, 32, 32]}},
+    )
+    vlm = _ScriptedVLM(["This is an MRI; let me segment it. <BRATS()>", "The tumor is in the centre."])
+    workflow.network_def = vlm
+    workflow.initialize()
+    assert workflow.check_properties() == []
+    workflow.run()
+    record = json.loads((tmp_path / "answer" / "answer.json").read_text())
+    assert record["answer"] == "The tumor is in the centre." and record["modality"] == "MRI"
+    trace = json.loads((tmp_path / "answer" / "trace.json").read_text())
+    expert_steps = [s for s in trace["steps"] if s["type"] == "expert"]
+    assert len(expert_steps) == 1 and expert_steps[0]["name"] == "BRATS"
+    assert any(Path(path).is_file() and path.endswith(".nii.gz") for path in record["files"].values())
+    assert len(vlm.seen) == 2  # the expert's result went back to the model for the answer

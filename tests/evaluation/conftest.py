@@ -7,7 +7,8 @@ import json
 import pytest
 from eval_helpers import GEN, vqa_records, write_images
 
-from vila_m3_core.evaluation.tasks import SINGLE_PRED_SUFFIX
+from vila_m3_core.evaluation.tasks import BINARY_PROMPT, SINGLE_PRED_SUFFIX
+from vila_m3_core.experts.feedback import CXR_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +33,39 @@ def vqa_dataset(tmp_path_factory, llama3_model):
     path = root / "radvqa.json"
     path.write_text(json.dumps(records))
     return path, root / "images"
+
+
+LABELS = {  # image -> class -> label
+    "img0.png": {"fracture": 1, "pneumothorax": 0, "lung opacity": 1},
+    "img1.png": {"fracture": 0, "pneumothorax": 1, "lung opacity": 0},
+}
+SCORES = {  # ensemble probabilities; every other class 0.5, i.e. "no" with the strict > 0.5 threshold
+    "img0.png": {"Fracture": 0.7, "Pneumothorax": 0.2, "Lung Opacity": 0.4},
+    "img1.png": {"Fracture": 0.6, "Pneumothorax": 0.9, "Lung Opacity": 0.1},
+}
+
+
+@pytest.fixture(scope="module")
+def cxr_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cxr")
+    write_images(root / "images", 2)
+    records = []
+    for image, labels in LABELS.items():
+        for cls, label in [*labels.items(), ("nodule", 1)]:  # nodule is not a benchmark class: skipped
+            records.append(
+                {
+                    "id": f"{image}-{cls}",
+                    "image": image,
+                    "class_name": cls,
+                    "conversations": [
+                        {"from": "human", "value": BINARY_PROMPT.format(cls=cls)},
+                        {"from": "gpt", "value": "yes" if label else "no"},
+                    ],
+                }
+            )
+    (root / "chestxray14.json").write_text(json.dumps(records))
+    predictions = {
+        image: {cls: scores.get(cls, 0.5) for cls in CXR_CLASSES} for image, scores in SCORES.items()
+    }  # fmt: skip
+    (root / "preds.json").write_text(json.dumps(predictions))
+    return root

@@ -4,49 +4,13 @@ expert, the expert-alone row, GREEN through the runner, the agent mode."""
 import json
 
 import pytest
-from eval_helpers import GEN, write_images
+from eval_helpers import GEN
 
 from vila_m3_core.evaluation import run_evaluation
 from vila_m3_core.evaluation.metrics.classification import parse_yes_no
 from vila_m3_core.evaluation.runner import read_answer_lines
 from vila_m3_core.evaluation.sample_text import load_iu_reports
-from vila_m3_core.evaluation.tasks import BINARY_PROMPT
 from vila_m3_core.experts.feedback import CXR_CLASSES
-
-LABELS = {  # image -> class -> label
-    "img0.png": {"fracture": 1, "pneumothorax": 0, "lung opacity": 1},
-    "img1.png": {"fracture": 0, "pneumothorax": 1, "lung opacity": 0},
-}
-SCORES = {  # ensemble probabilities; every other class 0.5, i.e. "no" with the strict > 0.5 threshold
-    "img0.png": {"Fracture": 0.7, "Pneumothorax": 0.2, "Lung Opacity": 0.4},
-    "img1.png": {"Fracture": 0.6, "Pneumothorax": 0.9, "Lung Opacity": 0.1},
-}
-
-
-@pytest.fixture(scope="module")
-def cxr_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cxr")
-    write_images(root / "images", 2)
-    records = []
-    for image, labels in LABELS.items():
-        for cls, label in [*labels.items(), ("nodule", 1)]:  # nodule is not a benchmark class: skipped
-            records.append(
-                {
-                    "id": f"{image}-{cls}",
-                    "image": image,
-                    "class_name": cls,
-                    "conversations": [
-                        {"from": "human", "value": BINARY_PROMPT.format(cls=cls)},
-                        {"from": "gpt", "value": "yes" if label else "no"},
-                    ],
-                }
-            )
-    (root / "chestxray14.json").write_text(json.dumps(records))
-    predictions = {
-        image: {cls: scores.get(cls, 0.5) for cls in CXR_CLASSES} for image, scores in SCORES.items()
-    }  # fmt: skip
-    (root / "preds.json").write_text(json.dumps(predictions))
-    return root
 
 
 def test_classification_with_expert_text_and_expert_alone_row(cxr_data, llama3_model, tmp_path):
@@ -201,3 +165,18 @@ def test_report_sampling_option_is_seeded_and_recorded(cxr_data, llama3_model, t
     texts = [{k: v["text"] for k, v in read_answer_lines(tmp_path / n).items()} for n in ("a", "b")]
     assert texts[0] == texts[1]
     assert read_answer_lines(tmp_path / "a")["s0"]["prompt"] == "<image>\nDescribe the image in detail."
+
+
+def test_records_with_expert_text_are_reported_as_with_expert(cxr_data, llama3_model, tmp_path):
+    from vila_m3_core.evaluation.expert_inputs import classification_expert_prompt
+
+    scores = {cls: 0.9 if cls == "Fracture" else 0.1 for cls in CXR_CLASSES}
+    prompt = classification_expert_prompt("fracture", scores)
+    records = [{"id": "e1", "image": "img0.png", "class_name": "fracture", "label": "yes", "expert": "CXR",
+                "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": "yes"}]}]  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(records))
+    result = run_evaluation("chestxray14", tmp_path / "c.json", cxr_data / "images", "t", tmp_path / "o",
+                            vlm=llama3_model, **GEN)  # fmt: skip
+    assert result["with_expert"] == "records"
+    assert read_answer_lines(tmp_path / "o")["e1"]["prompt"] == prompt
+    assert "| t with expert |" in (tmp_path / "o" / "summary.md").read_text()

@@ -82,3 +82,36 @@ def test_cli_errors_exit_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--suite", "all", "--data_dir", str(tmp_path), "--model_path", "m"])
     assert "No task records" in capsys.readouterr().err
+
+
+def test_two_process_report_with_expert_and_green_equals_single_process(cxr_data, tiny_llama3, llama3_model, tmp_path):
+    from vila_m3_core.evaluation.sample_text import load_iu_reports
+
+    reports = list(load_iu_reports().values())[:3]
+    records = [
+        {"id": f"r{i}", "image": f"img{i % 2}.png", "conversations": [
+            {"from": "human", "value": "<image>\nDescribe the image in detail."}, {"from": "gpt", "value": text}]}
+        for i, text in enumerate(reports)
+    ]  # fmt: skip
+    data = tmp_path / "report_iu.json"
+    data.write_text(json.dumps(records))
+    options = {"with_expert": True, "expert_predictions": str(cxr_data / "preds.json"), "meteor": False,
+               "tokenizer": "python", "green_model": str(tiny_llama3 / "llm"), "green_max_new_tokens": 4}  # fmt: skip
+    single = run_evaluation("report_iu", data, cxr_data / "images", str(tiny_llama3), tmp_path / "single",
+                            batch_size=2, vlm=llama3_model, device="cpu", **GEN, **options)  # fmt: skip
+    script = (
+        "import json, sys; from vila_m3_core.evaluation import run_evaluation; "
+        f"run_evaluation('report_iu', {str(data)!r}, {str(cxr_data / 'images')!r}, {str(tiny_llama3)!r}, "
+        f"{str(tmp_path / 'dist')!r}, batch_size=2, device='cpu', max_new_tokens={GEN['max_new_tokens']}, "
+        f"**json.loads(sys.argv[1]))"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+           "--no-python", sys.executable, "-c", script, json.dumps(options)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dist = json.loads((tmp_path / "dist" / "results.json").read_text())
+    assert dist["world_size"] == 2
+    assert dist["metrics"] == single["metrics"]  # BLEU/ROUGE/CIDEr and GREEN from the judge run on both ranks
+    green = [json.loads(line) for line in (tmp_path / "dist" / "green.jsonl").read_text().splitlines()]
+    assert [g["question_id"] for g in green] == ["r0", "r1", "r2"]

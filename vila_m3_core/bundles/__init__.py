@@ -9,4 +9,9 @@ Bundles hold configs and docs; the logic they need lives here:
 - :mod:`.vlm`: the VILA-M3 agent workflow used by the ``vila_m3_*`` bundles.
 - :mod:`.packaging`: Model-Zoo-style ``<name>_v<version>.zip`` archives and ``model_info.json``.
 - :mod:`.overrides`: reject bundle config overrides whose key does not exist.
+- :mod:`.verify`: the Model-Zoo-style checks of ``ci/verify_bundle.py``.
+- :mod:`.runner`: run a bundle through ``python -m monai.bundle run`` / ``torchrun`` in a subprocess.
+- :mod:`.synthetic`: tiny synthetic data and random weights for CPU tests and CI.
+- :mod:`.large_files`: hashes for ``large_files.yml``.
+- :mod:`.cli`: the ``vila-m3 bundle`` verb.
 """

@@ -99,8 +99,11 @@ def write_scores(data: dict[str, Any], output_dir: str, threshold: float = 0.5) 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}_cxr.json"
-    path.write_text(json.dumps({"image": str(data["image_path"]), "scores": scores, "findings": findings,
-                                "threshold": threshold}, indent=2))
+    path.write_text(
+        json.dumps(
+            {"image": str(data["image_path"]), "scores": scores, "findings": findings, "threshold": threshold}, indent=2
+        )
+    )
     logger.info("wrote %s", path)
     data["scores_file"] = str(path)
     return data
@@ -129,7 +132,9 @@ def read_label_csv(csv_file: str, image_root: str | None = None, image_column: s
         if not mapping:
             raise VilaM3Error(f"{path} has no finding columns; expected some of: {', '.join(CXR_CLASSES)}.")
         if ignored:
-            logger.warning("%s: ignoring %d columns that are not TorchXRayVision classes: %s", path, len(ignored), ignored)
+            logger.warning(
+                "%s: ignoring %d columns that are not TorchXRayVision classes: %s", path, len(ignored), ignored
+            )
         items, unknown = [], 0
         for row in reader:
             label = np.full(len(CXR_CLASSES), np.nan, dtype=np.float32)
@@ -176,8 +181,9 @@ def finetune_densenet(
             )
         model = xrv.models.DenseNet(weights=weights, cache_dir=cache_dir)
     else:
-        model = xrv.models.DenseNet(weights=None, num_classes=len(CXR_CLASSES), growth_rate=growth_rate,
-                                    block_config=tuple(block_config))
+        model = xrv.models.DenseNet(
+            weights=None, num_classes=len(CXR_CLASSES), growth_rate=growth_rate, block_config=tuple(block_config)
+        )
     model.op_threshs = None  # raw logits for the loss; probabilities come from the sigmoid in postprocessing
     model.apply_sigmoid = False
     return model

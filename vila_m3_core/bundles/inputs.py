@@ -125,7 +125,9 @@ def parse_label_prompt(
     Raises:
         VilaM3Error: a name or index that is not a supported class (with the closest names).
     """
-    if label_prompt is None or (isinstance(label_prompt, str) and label_prompt.strip().lower() in ("", *everything_values)):
+    if label_prompt is None or (
+        isinstance(label_prompt, str) and label_prompt.strip().lower() in ("", *everything_values)
+    ):
         return None
     items = label_prompt
     if isinstance(items, (int, str)):

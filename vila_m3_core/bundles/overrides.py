@@ -17,9 +17,24 @@ from vila_m3_core.errors import VilaM3Error
 #: arguments of ``monai.bundle run`` / ``ConfigWorkflow`` itself, and the tracking settings patched in by MONAI
 RUN_ARGUMENTS = frozenset(
     {
-        "run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file",
-        "workflow_type", "properties_path", "workflow_name", "tracking_uri", "experiment_name", "run_name",
-        "save_execute_config", "is_not_rank0", "output_dir", "bundle_root",
+        "run_id",
+        "init_id",
+        "final_id",
+        "meta_file",
+        "config_file",
+        "logging_file",
+        "tracking",
+        "args_file",
+        "workflow_type",
+        "properties_path",
+        "workflow_name",
+        "tracking_uri",
+        "experiment_name",
+        "run_name",
+        "save_execute_config",
+        "is_not_rank0",
+        "output_dir",
+        "bundle_root",
     }
 )
 
@@ -41,7 +56,9 @@ def check_override_keys(parser: Any, overrides: Mapping[str, Any] | Iterable[str
             continue
         close = difflib.get_close_matches(key.split("::")[-1], top_level, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise VilaM3Error(f"Unknown config key {key!r} for {where}.{hint} Known top-level keys: {', '.join(top_level)}.")
+        raise VilaM3Error(
+            f"Unknown config key {key!r} for {where}.{hint} Known top-level keys: {', '.join(top_level)}."
+        )
 
 
 def _run_arguments(argv: list[str]) -> dict[str, str]:

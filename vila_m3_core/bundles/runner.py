@@ -33,6 +33,20 @@ class BundleRun:
         return self.returncode == 0
 
 
+def tracking_safe(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides with a literal ``output_dir`` rewritten as an expression.
+
+    MONAI 1.6.1's ``patch_bundle_tracking`` builds the executed-config artifact path as the text
+    ``<output_dir> + '/config_<time>.json'``; with a literal CLI ``--output_dir /x`` that text is not an expression,
+    so MLflow never receives the config. ``$'/x'`` keeps the same value and makes the concatenation valid.
+    """
+    fixed = dict(overrides)
+    value = fixed.get("output_dir")
+    if isinstance(value, str) and not value.startswith(("$", "@", "%")):
+        fixed["output_dir"] = "$" + repr(value)
+    return fixed
+
+
 def override_args(overrides: Mapping[str, Any]) -> list[str]:
     """``{"epochs": 1, "roi_size": [32, 32, 32]}`` -> ``["--epochs", "1", "--roi_size", "[32, 32, 32]"]``.
 
@@ -54,8 +68,15 @@ def bundle_command(
     files = config_files[0] if len(config_files) == 1 else repr(list(config_files))
     launcher = [sys.executable, "-m"]
     if nproc:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-                    f"--nproc_per_node={nproc}", "-m"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc_per_node={nproc}",
+            "-m",
+        ]
     command = [*launcher, "monai.bundle", "run", "--config_file", files, *override_args(overrides or {})]
     if tracking:
         command += ["--tracking", tracking]
@@ -74,6 +95,8 @@ def run_bundle(
 ) -> BundleRun:
     """Run ``bundle`` from its folder (as the README shows) and return the outcome; never raises on failure."""
     cwd = Path(bundles_dir) / bundle
+    if tracking:
+        overrides = tracking_safe(overrides or {})
     command = bundle_command(config_files, overrides, nproc, tracking)
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH", "")]))
@@ -86,3 +109,26 @@ def run_bundle(
     except subprocess.TimeoutExpired as err:
         output = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
         return BundleRun(command, -9, output + f"\nTIMEOUT after {timeout} s", time.perf_counter() - start)
+
+
+def missing_workflow_properties(
+    bundle: str,
+    config_files: Sequence[str] = ("configs/inference.json",),
+    overrides: Mapping[str, Any] | None = None,
+    bundles_dir: str | Path = BUNDLES_DIR,
+) -> list[str]:
+    """MONAI's own ``check_properties`` on the initialised workflow (what the Zoo's unit tests assert is empty).
+
+    The workflow type is ``train`` when the first config is ``train.json`` (evaluate overlays included, as the Zoo
+    does), else ``infer``. Runs in this process; the overrides are those of the matching subprocess run.
+    """
+    from monai.bundle import ConfigWorkflow
+
+    root = Path(bundles_dir) / bundle
+    files = [str(root / f) for f in config_files]
+    kind = "train" if Path(files[0]).name == "train.json" else "infer"
+    workflow = ConfigWorkflow(
+        config_file=files, workflow_type=kind, logging_file=False, **{"bundle_root": str(root), **(overrides or {})}
+    )
+    workflow.initialize()
+    return list(workflow.check_properties() or [])

@@ -63,10 +63,12 @@ def write_ct_dataset(folder: str | Path, cases: int = 4, shape: tuple[int, int, 
         label = np.zeros(shape, np.uint8)
         label[10:25, 12:28, 8:20] = 1
         volume[label > 0] += 150.0
-        items.append({
-            "image": _nifti(folder / f"ct{case}.nii.gz", volume, 1.5),
-            "label": _nifti(folder / f"ct{case}_label.nii.gz", label, 1.5),
-        })
+        items.append(
+            {
+                "image": _nifti(folder / f"ct{case}.nii.gz", volume, 1.5),
+                "label": _nifti(folder / f"ct{case}_label.nii.gz", label, 1.5),
+            }
+        )
     half = max(1, cases // 2)
     datalist = folder / "datalist.json"
     datalist.write_text(json.dumps({"training": items[:half], "validation": items[half:]}, indent=2))
@@ -99,8 +101,9 @@ def write_brats_weights(path: str | Path, seed: int = 0) -> Path:
     from monai.networks.nets import SegResNet
 
     torch.manual_seed(seed)
-    net = SegResNet(blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1], init_filters=16, in_channels=4, out_channels=3,
-                    dropout_prob=0.2)
+    net = SegResNet(
+        blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1], init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), path)
@@ -143,7 +146,9 @@ def write_xrv_weights(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-def write_requests(path: str | Path, image: str, prompts: tuple[str, ...] = ("Describe the image.", "Any effusion?")) -> Path:
+def write_requests(
+    path: str | Path, image: str, prompts: tuple[str, ...] = ("Describe the image.", "Any effusion?")
+) -> Path:
     """A ``requests.jsonl`` for ``batch_inference.json``: one request per prompt on ``image``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

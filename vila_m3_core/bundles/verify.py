@@ -28,8 +28,14 @@ SEGMENTATION_BUNDLES = {
     "expert_brats": {"overrides": {}, "extra_forward_args": None},
     "expert_vista3d": {"overrides": {"encoder_embed_dim": 8}, "extra_forward_args": "class_vector"},
 }
-REQUIRED_FILES = ("LICENSE", "configs/metadata.json", "configs/inference.json", "configs/logging.conf",
-                  "docs/README.md", "docs/data_license.txt")
+REQUIRED_FILES = (
+    "LICENSE",
+    "configs/metadata.json",
+    "configs/inference.json",
+    "configs/logging.conf",
+    "docs/README.md",
+    "docs/data_license.txt",
+)
 #: overlay config -> the config it is merged over
 OVERLAY_BASES = {
     "evaluate.json": "train.json",
@@ -132,7 +138,11 @@ def verify_bundle(name: str, bundles_dir: Path = BUNDLES_DIR, net_check: bool = 
         report.problems.append(f"version {meta.get('version')!r} is not a key of the changelog")
     report.checked.append("version")
     try:
-        verify_metadata(meta_file=str(meta_file), filepath=str(SCHEMA_FILE), hash_val=None)
+        from vila_m3_core.bundles.large_files import file_hash
+
+        verify_metadata(
+            meta_file=str(meta_file), filepath=str(SCHEMA_FILE), hash_val=file_hash(SCHEMA_FILE), hash_type="sha256"
+        )
     except Exception as err:  # jsonschema.ValidationError or a download problem
         report.problems.append(f"metadata does not match {SCHEMA_FILE.name}: {str(err).splitlines()[0]}")
     report.checked.append("metadata schema")

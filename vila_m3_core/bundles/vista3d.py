@@ -67,7 +67,11 @@ class Vista3dInferer(Inferer):
         # zero-shot classes (index above the last supported one) are segmented from points only
         if class_vector is not None and torch.any(class_vector > _point_head(network).last_supported):
             class_vector = None
-        infer = point_based_window_inferer if (self.use_point_window and point_coords is not None) else sliding_window_inference
+        infer = (
+            point_based_window_inferer
+            if (self.use_point_window and point_coords is not None)
+            else sliding_window_inference
+        )
         return infer(
             inputs=inputs,
             roi_size=self.roi_size,
@@ -148,7 +152,9 @@ class Vista3dEvaluator(SupervisedEvaluator):
                 to_image = np.linalg.inv(np.asarray(inputs.affine[0])) @ np.asarray(inputs.meta["original_affine"][0])
                 points = torch.as_tensor(self._transform_points(points_np, to_image), device=inputs.device)
                 point_labels = torch.as_tensor(raw_labels, device=inputs.device).reshape(1, -1)
-                prompt = None if batchdata.get("label_prompt") is None else _prompt_tensor(batchdata["label_prompt"], None)
+                prompt = (
+                    None if batchdata.get("label_prompt") is None else _prompt_tensor(batchdata["label_prompt"], None)
+                )
             else:
                 prompt = _prompt_tensor(batchdata.get("label_prompt"), self.everything_labels)
             label_prompt = None if prompt is None else torch.tensor(prompt, device=inputs.device).unsqueeze(-1)

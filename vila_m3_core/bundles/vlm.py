@@ -49,7 +49,7 @@ def expert_bundles_dir(bundle_root: str | Path = ".") -> str:
             return str(candidate.resolve())
     raise VilaM3Error(
         f"Expert bundles ({', '.join(EXPERT_BUNDLES)}) not found next to {root.resolve()}; pass --expert_bundles_dir "
-        "or --experts \"[]\" to run without experts."
+        'or --experts "[]" to run without experts.'
     )
 
 
@@ -184,6 +184,34 @@ def collate_requests(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(batch)
 
 
+class _FirstRoundCaptured(Exception):
+    """Raised by :class:`_BatchingVLM` in capture mode once the first-round conversation is recorded."""
+
+
+class _BatchingVLM:
+    """Stands in for the VLM so that the agent's first generation of many requests can run as one batch.
+
+    Capture mode: ``generate`` records the conversation the agent built and stops the agent. Replay mode: the first
+    ``generate`` returns the batched output prepared for the current request; later rounds (after an expert) call
+    the real VLM. The agent itself (prompt assembly, parsing, experts, trace) is used unchanged.
+    """
+
+    def __init__(self, vlm: Any) -> None:
+        self.vlm = vlm
+        self.capture = False
+        self.captured: Any = None
+        self.pending: str | None = None
+
+    def generate(self, turns: Any, **generation: Any) -> str:
+        if self.capture:
+            self.captured = list(turns)
+            raise _FirstRoundCaptured()
+        if self.pending is not None:
+            text, self.pending = self.pending, None
+            return text
+        return self.vlm.generate(turns, **generation)
+
+
 class AgentInferer(Inferer):
     """Runs the VILA-M3 agent on one request: generate, call an expert if the model asks for one, answer.
 
@@ -228,10 +256,12 @@ class AgentInferer(Inferer):
             )
         return self._agent
 
-    def __call__(self, request: Mapping[str, Any], network: Any, output_dir: Path) -> dict[str, Any]:  # type: ignore[override]
+    def __call__(  # type: ignore[override]
+        self, request: Mapping[str, Any], network: Any, output_dir: Path, agent: Any = None
+    ) -> dict[str, Any]:
         """Answer ``request`` and write ``answer.json`` and ``trace.json`` into ``output_dir``; returns the record."""
         output_dir.mkdir(parents=True, exist_ok=True)
-        agent = self.agent(network, output_dir)
+        agent = agent if agent is not None else self.agent(network, output_dir)
         agent.reset()
         agent._output_dir = output_dir  # each request keeps its expert files in its own folder
         try:
@@ -258,6 +288,58 @@ class AgentInferer(Inferer):
         (output_dir / "answer.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (output_dir / "answer.txt").write_text(answer.text + "\n", encoding="utf-8")
         return record
+
+    def answer_batch(
+        self, requests: Sequence[Mapping[str, Any]], network: Any, folders: Sequence[Path]
+    ) -> list[dict[str, Any] | VilaM3Error]:
+        """Answer many requests with the first generation round batched (``network.generate_batch``).
+
+        Each request's first-round conversation is built by the agent itself (capture pass), all of them are
+        generated in one padded batch, then each request runs through the agent with its first output replayed;
+        expert calls and answer rounds then run per request. Returns a record, or the error, per request.
+        """
+        from vila_m3_core.model import GenerationRequest
+
+        if self._agent is None or not isinstance(self._agent.vlm, _BatchingVLM) or self._agent.vlm.vlm is not network:
+            self._agent = None
+            self.agent(_BatchingVLM(network), folders[0])
+        agent, proxy = self._agent, self._agent.vlm
+        conversations: list[Any] = []
+        results: list[dict[str, Any] | VilaM3Error | None] = [None] * len(requests)
+        proxy.capture = True
+        for index, (request, folder) in enumerate(zip(requests, folders)):
+            agent.reset()
+            agent._output_dir = folder
+            try:
+                agent.ask(
+                    request["image"],
+                    request["prompt"],
+                    modality=request.get("modality"),
+                    slice_index=request.get("slice_index", "middle"),
+                )
+            except _FirstRoundCaptured:
+                conversations.append((index, proxy.captured))
+            except VilaM3Error as err:
+                results[index] = err
+        proxy.capture = False
+        outputs = (
+            network.generate_batch(
+                [GenerationRequest(turns) for _, turns in conversations],
+                batch_size=max(1, len(conversations)),
+                **agent.generation,
+            )
+            if conversations
+            else []
+        )
+        for (index, _), text in zip(conversations, outputs):
+            proxy.pending = text
+            try:
+                results[index] = self(requests[index], network, folders[index], agent=agent)
+            except VilaM3Error as err:
+                results[index] = err
+            finally:
+                proxy.pending = None
+        return [r if r is not None else VilaM3Error("no answer produced") for r in results]
 
 
 class AgentEvaluator(Evaluator):
@@ -289,23 +371,33 @@ class AgentEvaluator(Evaluator):
             self.answers_file.unlink()  # a new run writes a new file; lines are appended as answers arrive
 
     def _iteration(self, engine: Any, batchdata: list[dict[str, Any]]) -> dict[str, Any]:  # type: ignore[override]
-        records = []
-        for request in batchdata:
-            folder = self.output_dir / str(request.get("id", "answer"))
+        folders = [self.output_dir / str(request.get("id", "answer")) for request in batchdata]
+        if len(batchdata) > 1:
+            outcomes = self.inferer.answer_batch(batchdata, self.network, folders)
+        else:
             try:
-                record = self.inferer(request, self.network, folder)
+                outcomes = [self.inferer(batchdata[0], self.network, folders[0])]
             except VilaM3Error as err:
+                outcomes = [err]
+        records = []
+        for request, outcome in zip(batchdata, outcomes):
+            if isinstance(outcome, VilaM3Error):
                 if self.answers_file is None:
-                    raise
+                    raise outcome
                 # batch runs keep going: the failure is recorded in the answers file and counted
                 self.failed += 1
-                logger.error("request %s failed (%d so far): %s", request.get("id"), self.failed, err)
-                record = {"id": request.get("id"), "image": request.get("image"), "prompt": request.get("prompt"),
-                          "answer": None, "error": str(err)}
-            records.append(record)
+                logger.error("request %s failed (%d so far): %s", request.get("id"), self.failed, outcome)
+                outcome = {
+                    "id": request.get("id"),
+                    "image": request.get("image"),
+                    "prompt": request.get("prompt"),
+                    "answer": None,
+                    "error": str(outcome),
+                }
+            records.append(outcome)
             if self.answers_file is not None:
                 self.answers_file.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.answers_file, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                    handle.write(json.dumps(outcome) + "\n")
         engine.state.output = {"answers": records}
         return engine.state.output

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vila_m3_core.errors import VilaM3Error
-from vila_m3_core.evaluation.runner import DistContext, generate_answers, init_distributed, write_answers
+from vila_m3_core.evaluation.runner import DistContext, gather_dict, generate_answers, init_distributed, write_answers
 from vila_m3_core.evaluation.scoring import classification_inputs, predictions_of, score_task
 from vila_m3_core.evaluation.summary import plot_per_class, render_summary
 from vila_m3_core.evaluation.tasks import EvalItem, TaskSpec, build_items, get_task, read_records
@@ -126,22 +127,26 @@ def run_evaluation(
     gen.update(generation or {})
     if vlm is None:
         vlm = _load_vlm(model_path, conv_mode, device, dtype, revision, ctx)
-    scores = _expert_scores(items, expert_predictions, expert) if mode == "expert" else None
+    scores = None
+    if mode == "expert":  # each rank scores its own share (the live expert runs 8 networks), then all share all
+        scores = gather_dict(_expert_scores(items[ctx.rank :: ctx.world_size], expert_predictions, expert), ctx)
     build, answer = _request_functions(spec, mode, vlm, gen, scores, expert, expert_predictions, out_dir, conv_mode)
     answers, timing = generate_answers(items, build, answer, out_dir, batch_size=batch_size, ctx=ctx)
+    green_outputs = None
+    if green_model and spec.kind == "report":  # the judge runs on every rank, like the generation
+        green_outputs = _green_judge_outputs(items, answers, green_model, green_batch_size, green_max_new_tokens,
+                                             clean_reports, device, ctx)  # fmt: skip
     results: list[Any] = [None]
     failure: BaseException | None = None
     if ctx.is_main:
         try:
             results = [
                 _score_and_write(
-                    spec, items, answers, timing, ctx, out_dir, tracking_uri, vlm, scores, pathvqa_refs,
+                    spec, items, answers, timing, ctx, out_dir, tracking_uri, vlm, scores, pathvqa_refs, green_outputs,
                     run_name or task + ("" if mode == "none" else f"+{mode}"),
                     {"task": task, "model_path": str(model_path), "conv_mode": conv_mode, "with_expert": mode,
                      "generation": gen, "batch_size": batch_size, "data": str(data)},
-                    {"clean_reports": clean_reports, "tokenizer": tokenizer, "meteor": meteor, "green_model": green_model,
-                     "green_batch_size": green_batch_size, "green_max_new_tokens": green_max_new_tokens,
-                     "device": device},
+                    {"clean_reports": clean_reports, "tokenizer": tokenizer, "meteor": meteor},
                 )
             ]  # fmt: skip
         except BaseException as err:  # other ranks must not wait forever for the broadcast below
@@ -168,6 +173,7 @@ def _score_and_write(
     vlm: Any,
     scores: dict[str, Any] | None,
     pathvqa_refs: dict[str, str] | None,
+    green_outputs: dict[str, tuple[str, str]] | None,
     run_name: str,
     settings: dict[str, Any],
     options: dict[str, Any],
@@ -178,11 +184,8 @@ def _score_and_write(
                          options["meteor"])  # fmt: skip
     if scores is not None and spec.kind == "classification":
         metrics["expert_alone"] = _expert_alone(spec, items, scores)
-    if options["green_model"] and spec.kind == "report":
-        metrics.update(
-            _green(items, answers, options["green_model"], options["green_batch_size"],
-                   options["green_max_new_tokens"], options["clean_reports"], out_dir, options["device"])
-        )  # fmt: skip
+    if green_outputs is not None:
+        metrics.update(_green_summary(items, green_outputs, out_dir))
     generated = timing["generated"]
     mode = settings["with_expert"]
     result = {
@@ -191,7 +194,7 @@ def _score_and_write(
         "model": Path(settings["model_path"]).name or settings["model_path"],
         "model_path": settings["model_path"],
         "conv_mode": settings["conv_mode"] or getattr(vlm, "conv_mode", None),
-        "with_expert": mode if mode != "none" else False,
+        "with_expert": mode if mode != "none" else ("records" if _experts_in_records(items) else False),
         "generation": settings["generation"],
         "batch_size": settings["batch_size"],
         "world_size": ctx.world_size,
@@ -205,6 +208,11 @@ def _score_and_write(
     if tracking_uri:
         log_to_mlflow(tracking_uri, result, out_dir)
     return result
+
+
+def _experts_in_records(items: list[EvalItem]) -> bool:
+    """True when the records themselves carry expert text (data_prepare's with-expert classification files)."""
+    return any(item.meta.get("expert") == "in_record" for item in items)
 
 
 def _write_outputs(out_dir: Path, runs: list[dict[str, Any]]) -> None:
@@ -231,13 +239,19 @@ def _pathvqa_subset(items: list[EvalItem], pkl: str | Path | None) -> tuple[list
     return kept, None
 
 
-def _load_vlm(model_path: str, conv_mode: str | None, device: str, dtype: str, revision: str | None, ctx: DistContext):
-    from vila_m3_core.model import VilaM3
-
+def _rank_device(device: str, ctx: DistContext) -> str:
+    """``auto`` on a multi-process run means this rank's GPU (``cuda:<local_rank>``) or the CPU."""
     if ctx.world_size > 1 and device == "auto":
         import torch
 
-        device = f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu"
+        return f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _load_vlm(model_path: str, conv_mode: str | None, device: str, dtype: str, revision: str | None, ctx: DistContext):
+    from vila_m3_core.model import VilaM3
+
+    device = _rank_device(device, ctx)
     return VilaM3.from_pretrained(model_path, revision=revision, dtype=dtype, device=device, conv_mode=conv_mode)
 
 
@@ -319,26 +333,50 @@ def _expert_alone(spec: TaskSpec, items: list[EvalItem], scores: dict[str, Any])
     return classification_scores(y_true, preds, classes, scores=probs)
 
 
-def _green(
+def _green_judge_outputs(
     items: list[EvalItem],
     answers: dict[str, Any],
     green_model: str,
     batch_size: int,
     max_new_tokens: int | None,
     clean: bool,
-    out_dir: Path,
     device: str,
-) -> dict[str, Any]:
+    ctx: DistContext,
+) -> dict[str, tuple[str, str]]:
+    """Run the GREEN judge on this rank's share of the pairs (every rank loads the judge; rank ``r`` takes pairs
+    ``r, r+N, ...``) and gather ``{question_id: (candidate, judge answer)}``. Pairs with an empty reference are
+    skipped (as VILA-M3's driver)."""
     from vila_m3_core.evaluation.metrics.cleaning import clean_report
     from vila_m3_core.evaluation.metrics.green import GreenJudge
 
     preds = predictions_of(answers)
-    candidates = [preds.get(i.id, "") for i in items]
+    scored = [item for item in items if item.reference.strip()]
+    mine = scored[ctx.rank :: ctx.world_size]
+    candidates = [preds.get(item.id, "") for item in mine]
     if clean:
         candidates = [clean_report(c) for c in candidates]
-    judge = GreenJudge.from_pretrained(green_model, device=device)
-    summary = judge.score([i.reference for i in items], candidates, batch_size, max_new_tokens)
+    outputs: dict[str, tuple[str, str]] = {}
+    if mine:
+        judge = GreenJudge.from_pretrained(green_model, device=_rank_device(device, ctx))
+        judged = judge.judge([item.reference for item in mine], candidates, batch_size, max_new_tokens)
+        outputs = {item.id: (cand, out) for item, cand, out in zip(mine, candidates, judged, strict=True)}
+    return gather_dict(outputs, ctx)
+
+
+def _green_summary(items: list[EvalItem], outputs: dict[str, tuple[str, str]], out_dir: Path) -> dict[str, Any]:
+    """Rank 0: parse the judge answers, write ``green.jsonl`` and return ``green`` plus ``green_details``."""
+    from vila_m3_core.evaluation.metrics.green import green_pair_score, parse_judge_output, summarize_green
+
+    parses = []
     with (out_dir / "green.jsonl").open("w", encoding="utf-8") as sink:
-        for pair in summary.pop("per_pair"):
-            sink.write(json.dumps({"question_id": items[pair["index"]].id, **pair}) + "\n")
+        for item in items:
+            if item.id not in outputs:
+                continue
+            candidate, judge_output = outputs[item.id]
+            parsed = parse_judge_output(judge_output)
+            parses.append(parsed)
+            line = {"question_id": item.id, "score": green_pair_score(parsed), **asdict(parsed)}
+            sink.write(json.dumps({**line, "candidate": candidate, "judge_output": judge_output}) + "\n")
+    summary = summarize_green(parses)
+    summary["n_skipped_empty_reference"] = sum(1 for item in items if not item.reference.strip())
     return {"green": summary.pop("green"), "green_details": summary}

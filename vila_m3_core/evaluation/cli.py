@@ -39,6 +39,7 @@ def evaluate(
     """
     from vila_m3_core.evaluation.api import run_evaluation
     from vila_m3_core.evaluation.suite import run_suite
+    from vila_m3_core.evaluation.tasks import TASKS
 
     if suite is not None:
         if suite != "all":
@@ -47,7 +48,10 @@ def evaluate(
                   tracking, **options)  # fmt: skip
         return
     if task is None or data is None:
-        raise VilaM3Error("Pass --task and --data (or --suite all --data_dir <folder>).")
+        raise VilaM3Error(
+            "Pass --task <name> --data <records> --image_root <folder> --model_path <dir|repo id> "
+            "(or --suite all --data_dir <folder>). Tasks: " + ", ".join(TASKS) + ". See docs/evaluation.md."
+        )
     result = run_evaluation(task, data, image_root, model_path, output_dir, conv_mode, batch_size, with_expert,
                             tracking, **options)  # fmt: skip
     from vila_m3_core.evaluation.runner import init_distributed

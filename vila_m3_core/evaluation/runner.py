@@ -51,16 +51,12 @@ def init_distributed() -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()
-    import torch
     import torch.distributed as dist
 
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
-    return DistContext(dist.get_rank(), dist.get_world_size(), local)
+    from vila_m3_core.distributed import init_process_group
+
+    init_process_group(timeout=COLLECTIVE_TIMEOUT)
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def _part_file(output_dir: Path, ctx: DistContext) -> Path:
@@ -140,7 +136,7 @@ def generate_answers(
             bar.update(len(batch))
         bar.close()
     seconds = time.perf_counter() - started
-    answers = _gather({**done, **new}, ctx)
+    answers = gather_dict({**done, **new}, ctx)
     return answers, {"seconds": seconds, "generated": float(len(new))}
 
 
@@ -157,17 +153,17 @@ def _answer_batch(
     return [_answer_batch([item], build_request, answer)[0] for item in batch]
 
 
-def _gather(answers: dict[str, dict[str, Any]], ctx: DistContext) -> dict[str, dict[str, Any]]:
-    """Union of every rank's answers, available on all ranks (gather to rank 0, then broadcast)."""
+def gather_dict(part: dict[str, Any], ctx: DistContext) -> dict[str, Any]:
+    """Union of every rank's ``part`` (keys are record ids), available on all ranks (gather to 0, broadcast)."""
     if ctx.world_size == 1:
-        return answers
+        return part
     import torch.distributed as dist
 
     gathered: list[Any] = [None] * ctx.world_size if ctx.is_main else []
-    dist.gather_object(answers, gathered if ctx.is_main else None, dst=0)
+    dist.gather_object(part, gathered if ctx.is_main else None, dst=0)
     merged: list[Any] = [None]
     if ctx.is_main:
-        union: dict[str, dict[str, Any]] = {}
+        union: dict[str, Any] = {}
         for part in gathered:
             union.update(part)
         merged = [union]

@@ -216,6 +216,8 @@ def _classification_item(
     if label is None:
         raise _Drop("ground truth is neither yes nor no")
     meta.update(class_name=class_name, label=label)
+    if record.get("expert"):  # data_prepare's with-expert variant: the expert lines are already in the prompt
+        meta["expert"] = "in_record"
     # Classification prompts are used verbatim (the reference passed them unstripped, image token first).
     prompt = human if "<image>" in human else BINARY_PROMPT.format(cls=class_name)
     question = f"Question: is there {class_name} according to the provided X-ray image?\nPlease reply with yes or no."

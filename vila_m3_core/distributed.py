@@ -1,0 +1,54 @@
+"""torch.distributed helpers shared by evaluation and the bundles' multi-GPU overlays.
+
+The same code runs on GPUs (nccl, ``cuda:<LOCAL_RANK>``) and on CPU (gloo), so CI can run
+``torchrun --nproc_per_node=2`` on a CPU-only machine. The process group is destroyed at interpreter exit, so gloo's
+threads never abort a finished run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def local_device() -> torch.device:
+    """``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    return torch.device("cpu")
+
+
+def init_process_group(timeout: timedelta | None = None) -> str:
+    """Initialise the default process group once (nccl on CUDA, gloo on CPU); returns the backend used.
+
+    Args:
+        timeout: collective timeout (``None`` = torch's default).
+    """
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_device())
+        dist.init_process_group(backend=backend, **({"timeout": timeout} if timeout else {}))
+        atexit.register(destroy_process_group)
+    return backend
+
+
+def wrap_ddp(network: torch.nn.Module, device: torch.device, **kwargs) -> torch.nn.Module:
+    """Wrap ``network`` (already on ``device``) in DDP; ``device_ids`` only for CUDA modules (None on CPU)."""
+    device_ids = [device] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(network.to(device), device_ids=device_ids, **kwargs)
+
+
+def is_rank0() -> bool:
+    """True outside distributed runs and on global rank 0."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def destroy_process_group() -> None:
+    """Destroy the default process group if one is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
