@@ -285,6 +285,24 @@ def plan(work: Path) -> list[tuple[str, str, dict, Check | None]]:
                 _exists("out", f"vlm_{size}", "answer", "trace.json"),
             )
         )
+    vqa = synthetic.write_vqa_records(cxr, "cxr0.png")
+    runs.append(
+        (
+            "vila_m3_3b evaluate (radvqa records)",
+            "vila_m3_3b",
+            {
+                "config_files": ("configs/inference.json", "configs/evaluate.json"),
+                "overrides": {
+                    "model_path": str(vicuna),
+                    "dataset_dir": str(vqa.parent),
+                    "max_new_tokens": 4,
+                    "device": "cpu",
+                    "output_dir": str(out / "vlm_eval"),
+                },
+            },
+            _exists("out", "vlm_eval", "results.json"),
+        )
+    )
     runs.append(
         (
             "vila_m3_8b batch inference",

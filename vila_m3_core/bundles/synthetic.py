@@ -155,3 +155,31 @@ def write_requests(
     lines = [json.dumps({"id": f"q{i}", "image": image, "prompt": p}) for i, p in enumerate(prompts)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_vqa_records(folder: str | Path, image_name: str, task: str = "radvqa") -> Path:
+    """Two VQA records (one closed, one open question) on ``folder/image_name`` as ``<task>_test.json``, the file the
+    VLM bundles' ``evaluate.json`` reads from ``dataset_dir`` (LLaVA/VILA record schema)."""
+    records = [
+        {
+            "id": "1",
+            "image": image_name,
+            "answer_type": "CLOSED",
+            "conversations": [
+                {"from": "human", "value": "<image>\nIs there a fracture?"},
+                {"from": "gpt", "value": "no"},
+            ],
+        },
+        {
+            "id": "2",
+            "image": image_name,
+            "answer_type": "OPEN",
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat organ is shown?"},
+                {"from": "gpt", "value": "lung"},
+            ],
+        },
+    ]
+    path = Path(folder) / f"{task}_test.json"
+    path.write_text(json.dumps(records, indent=2))
+    return path

@@ -19,6 +19,7 @@ from typing import Any
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts.parsing import ArgSpec
 
+
 #: where the default cards live (the repository's ``model_zoo_cards/`` folder)
 def _default_card_dir() -> Path:
     """The repository's ``model_zoo_cards/`` (source checkout, editable install), else the copy a wheel installs

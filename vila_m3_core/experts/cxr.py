@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from vila_m3_core.devices import resolve_device
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
-from vila_m3_core.experts.runtime import Stopwatch, resolve_device
+from vila_m3_core.experts.runtime import Stopwatch
 from vila_m3_core.imaging.loading import LoadedImage, load_any
 
 logger = logging.getLogger(__name__)

@@ -11,17 +11,6 @@ from typing import Any
 from vila_m3_core.errors import VilaM3Error
 
 
-def resolve_device(device: str | Any = "auto") -> Any:
-    """``"auto"`` -> CUDA when available else CPU; anything else is passed to ``torch.device``."""
-    import torch
-
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def bundle_weights_path(bundle_dir: str | Path, weights: str | Path | None, bundle_name: str) -> Path:
     """Where a MONAI-bundle expert finds its checkpoint: ``weights`` if given, else ``<bundle_dir>/models/model.pt``.
 

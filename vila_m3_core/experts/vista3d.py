@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vila_m3_core.devices import resolve_device
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
@@ -23,7 +24,6 @@ from vila_m3_core.experts.runtime import (
     Stopwatch,
     bundle_weights_path,
     load_state_dict,
-    resolve_device,
     save_label_nifti,
 )
 from vila_m3_core.imaging.loading import CT, LoadedImage, load_any

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from vila_m3_core.conversation import Turn, default_conv_mode, get_template
+from vila_m3_core.devices import resolve_device, resolve_dtype
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.model.checkpoint import (
     VilaM3Config,
@@ -31,34 +32,6 @@ from vila_m3_core.model.projector import MultimodalProjector
 from vila_m3_core.model.tokenization import IGNORE_INDEX, IMAGE_TOKEN_INDEX, load_tokenizer
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-}  # fmt: skip
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch understands it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VilaM3Error("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return device
-
-
-def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
-    """``auto`` -> bfloat16 on CUDA (the checkpoints' dtype), float32 on CPU; else float32/bfloat16/float16."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if device is not None and device.type == "cuda" else torch.float32
-    if dtype not in _DTYPES:
-        raise VilaM3Error(f"Unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16.")
-    return _DTYPES[dtype]
-
 
 class VilaM3(nn.Module):
     """The VILA-M3 vision-language model with its tokenizer, image processor and conversation template.
