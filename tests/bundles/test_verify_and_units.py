@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vila_m3_core.bundles import cxr, vista3d
-from vila_m3_core.bundles.distributed import local_device, wrap_ddp
+from vila_m3_core.distributed import local_device, wrap_ddp
 from vila_m3_core.bundles.overrides import check_cli_overrides
 from vila_m3_core.bundles.verify import ALL_BUNDLES, BUNDLES_DIR, verify_bundle
 from vila_m3_core.errors import VilaM3Error

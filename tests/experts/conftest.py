@@ -4,7 +4,6 @@ under the exact file names the real loaders expect."""
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import numpy as np
@@ -80,28 +79,11 @@ def mri_files(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def xrv_cache_dir(tmp_path_factory) -> Path:
-    """Random-weight files for the 8 ensemble models, under torchxrayvision's own file names.
+    """Random-weight files for the 8 ensemble models, under torchxrayvision's own file names and formats
+    (see :func:`vila_m3_core.bundles.synthetic.write_xrv_weights`)."""
+    from vila_m3_core.bundles.synthetic import write_xrv_weights
 
-    DenseNets are stored as whole pickled modules and the ResNet as a state dict, exactly as the released files
-    (torchxrayvision loads them with ``torch.load(..., weights_only=False)``). The 7 DenseNet files are hard links
-    of one file to save time and disk.
-    """
-    import torch
-    import torchvision
-    import torchxrayvision as xrv
-
-    from vila_m3_core.experts.cxr import CXR_MODELS, weights_file
-
-    folder = tmp_path_factory.mktemp("xrv_cache")
-    torch.manual_seed(0)
-    densenet_files = [weights_file(m, str(folder)) for m in CXR_MODELS if m.startswith("densenet")]
-    torch.save(xrv.models.DenseNet(num_classes=18), densenet_files[0])
-    for path in densenet_files[1:]:
-        os.link(densenet_files[0], path)
-    resnet = torchvision.models.resnet50(num_classes=18, weights=None)
-    resnet.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    torch.save(resnet.state_dict(), weights_file("resnet50-res512-all", str(folder)))
-    return folder
+    return write_xrv_weights(tmp_path_factory.mktemp("xrv_cache"))
 
 
 @pytest.fixture(scope="session")

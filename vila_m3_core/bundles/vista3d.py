@@ -22,9 +22,10 @@ from monai.transforms import reset_ops_id
 from monai.utils.enums import CommonKeys as Keys
 
 from vila_m3_core.errors import VilaM3Error
+from vila_m3_core.experts.labels import everything_labels
 
-#: the 117 classes of "segment everything": 1..132 minus the merged/lesion classes (Zoo vista3d ``everything_labels``)
-EVERYTHING_LABELS = sorted(set(range(1, 133)) - {2, 16, 18, 20, 21, 23, 24, 25, 26, 27, 128, 129, 130, 131, 132})
+#: the 117 classes of "segment everything" (Zoo vista3d ``everything_labels``), from the experts' label data
+EVERYTHING_LABELS = everything_labels()
 
 
 def _point_head(network: torch.nn.Module) -> torch.nn.Module:

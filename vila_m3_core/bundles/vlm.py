@@ -21,21 +21,13 @@ import torch
 from monai.engines import Evaluator
 from monai.inferers import Inferer
 
+from vila_m3_core.devices import resolve_device
 from vila_m3_core.errors import VilaM3Error
 
 logger = logging.getLogger(__name__)
 
 #: expert bundle folder -> the tag name the VLM uses
 EXPERT_BUNDLES: dict[str, str] = {"expert_cxr": "CXR", "expert_vista3d": "VISTA3D", "expert_brats": "BRATS"}
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` when available else ``cpu``; anything else -> ``torch.device(device)``."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def expert_bundles_dir(bundle_root: str | Path = ".") -> str:
@@ -263,7 +255,7 @@ class AgentInferer(Inferer):
         output_dir.mkdir(parents=True, exist_ok=True)
         agent = agent if agent is not None else self.agent(network, output_dir)
         agent.reset()
-        agent._output_dir = output_dir  # each request keeps its expert files in its own folder
+        agent.output_dir = output_dir  # each request keeps its expert files in its own folder
         try:
             answer = agent.ask(
                 request["image"],
@@ -309,7 +301,7 @@ class AgentInferer(Inferer):
         proxy.capture = True
         for index, (request, folder) in enumerate(zip(requests, folders)):
             agent.reset()
-            agent._output_dir = folder
+            agent.output_dir = folder
             try:
                 agent.ask(
                     request["image"],
