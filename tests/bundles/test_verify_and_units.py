@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from vila_m3_core.bundles import cxr, vista3d
-from vila_m3_core.distributed import local_device, wrap_ddp
 from vila_m3_core.bundles.overrides import check_cli_overrides
 from vila_m3_core.bundles.verify import ALL_BUNDLES, BUNDLES_DIR, verify_bundle
+from vila_m3_core.distributed import local_device, wrap_ddp
 from vila_m3_core.errors import VilaM3Error
 
 RUN = "/venv/lib/python3.11/site-packages/monai/bundle/__main__.py"

@@ -43,11 +43,9 @@ S = (
 PROMPTS = {
     "a": S + " USER: <image>\nWhat is shown? ASSISTANT:",
     "b": S + " USER: <image>\nWhat is shown? ASSISTANT: A chest x-ray.</s>USER: Is it normal? ASSISTANT:",
-    "c": S
-    + " USER: T1(contrast enhanced): <image>, T1: <image>, T2: <image>, FLAIR: <image>"
+    "c": S + " USER: T1(contrast enhanced): <image>, T1: <image>, T2: <image>, FLAIR: <image>"
     " These are different MRI modalities.\nIs there a tumor? ASSISTANT:",
-    "d": S
-    + " USER: <image>This is a CT image.\nIs there a hepatic tumor in the image ASSISTANT:"
+    "d": S + " USER: <image>This is a CT image.\nIs there a hepatic tumor in the image ASSISTANT:"
     " This looks like a CT image. Let me trigger <VISTA3D(hepatic tumor)>. </s>USER:"
     " The results are <image>. The colors in this image describe red: liver, blue: hepatic tumor."
     " Use this result to respond to this prompt:\nIs there a hepatic tumor in the image ASSISTANT:",
@@ -77,8 +75,10 @@ def tokenizer_image_token(prompt, tokenizer, image_token_index=IMAGE_TOKEN_INDEX
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "tokenizer_v1_reference_ids.json"
+    out = (
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.path.join(os.path.dirname(os.path.abspath(__file__)), "tokenizer_v1_reference_ids.json")
     )
     vocab_file = os.path.join(os.path.dirname(mistral_common.__file__), "data", "tokenizer.model.v1")
     with open(vocab_file, "rb") as f:
@@ -106,16 +106,18 @@ def main():
         if name == "h":
             prefix = tokenizer_image_token(PROMPTS["a"], tok)
             assert chunked[: len(prefix)] == prefix, "prompt a is not a prefix of prompt h"
-            ans = chunked[len(prefix):]
+            ans = chunked[len(prefix) :]
             case["answer_text"] = " yes</s>"
             case["answer_ids"] = ans
             case["answer_pieces"] = tok.convert_ids_to_tokens(ans)
-            case["answer_note"] = "chunked_ids[len(chunked_ids of case a):], i.e. ' yes</s>' as produced inside the full sequence"
+            case["answer_note"] = (
+                "chunked_ids[len(chunked_ids of case a):], i.e. ' yes</s>' as produced inside the full sequence"
+            )
         cases.append(case)
 
     data = {
-        "generator": "transformers==%s LlamaTokenizer(legacy=False) slow, sentencepiece==%s"
-        % (transformers.__version__, sentencepiece.__version__),
+        "generator": f"transformers=={transformers.__version__} LlamaTokenizer(legacy=False) slow, "
+        f"sentencepiece=={sentencepiece.__version__}",
         "tokenizer_file": TOKENIZER_REL,
         "mistral_common_version": getattr(mistral_common, "__version__", None)
         or __import__("importlib.metadata").metadata.version("mistral-common"),
@@ -131,8 +133,11 @@ def main():
 
     text = json.dumps(data, indent=1, ensure_ascii=False)
     # Put integer/string lists on one line for readability.
-    text = re.sub(r"\[\n((?:\s*(?:-?\d+|\"(?:[^\"\\]|\\.)*\"),\n)*\s*(?:-?\d+|\"(?:[^\"\\]|\\.)*\")\n\s*)\]",
-                  lambda m: "[" + ", ".join(s.strip() for s in m.group(1).strip().split(",\n")) + "]", text)
+    text = re.sub(
+        r"\[\n((?:\s*(?:-?\d+|\"(?:[^\"\\]|\\.)*\"),\n)*\s*(?:-?\d+|\"(?:[^\"\\]|\\.)*\")\n\s*)\]",
+        lambda m: "[" + ", ".join(s.strip() for s in m.group(1).strip().split(",\n")) + "]",
+        text,
+    )
     assert json.loads(text) == data
     with open(out, "w", encoding="utf-8") as f:
         f.write(text + "\n")

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from vila_m3_core.errors import VilaM3Error
-from vila_m3_core.experts import feedback
-from vila_m3_core.experts import labels
+from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import ExpertRequest, create_expert
 from vila_m3_core.experts.vista3d import Vista3DExpert, key_labels_for
 from vila_m3_core.imaging import load_medical_image

@@ -33,6 +33,7 @@ from vila_m3_core.model.tokenization import IGNORE_INDEX, IMAGE_TOKEN_INDEX, loa
 
 log = logging.getLogger(__name__)
 
+
 class VilaM3(nn.Module):
     """The VILA-M3 vision-language model with its tokenizer, image processor and conversation template.
 

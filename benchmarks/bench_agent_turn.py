@@ -4,7 +4,7 @@ Runs offline on tiny random weights with the real architectures (a tiny VILA-M3 
 narrow encoder) on a synthetic CT volume, twice with the same Agent: the first turn builds the expert network,
 the second reuses it. Prints the trace's time split for both turns and the cold/warm ratio of the expert phase.
 
-    .venv/bin/python benchmarks/agent_turn.py [--device cpu|cuda] [--size 96] [--flavor vicuna|llama3]
+    .venv/bin/python benchmarks/bench_agent_turn.py [--device cpu|cuda] [--size 96] [--flavor vicuna|llama3]
 """
 
 from __future__ import annotations
