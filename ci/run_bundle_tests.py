@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n=== {name}: {problem}\n$ {' '.join(result.command)}")
             print("\n".join(errors[-30:]) + "\n--- output tail ---\n" + result.output[-3000:])
         print(f"\n{len(runs) - len(failures)}/{len(runs)} bundle runs passed in {total:.0f} s")
+        print(f"bundles: {len(runs) - len(failures)} passed, {len(failures)} failed")
         return 1 if failures else 0
 
 
