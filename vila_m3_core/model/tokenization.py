@@ -70,12 +70,12 @@ def load_tokenizer(llm_dir: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     llm_dir = Path(llm_dir)
-    if (llm_dir / "tokenizer.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(str(llm_dir), padding_side="right")
-    elif (llm_dir / "tokenizer.model").is_file():
+    if (llm_dir / "tokenizer.model").is_file():  # VILA loaded it with use_fast=False, even next to a tokenizer.json
         tokenizer = _sentencepiece_llama_class().from_pretrained(
             str(llm_dir), legacy=False, special_tokens_pattern="bos", padding_side="right"
         )
+    elif (llm_dir / "tokenizer.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(llm_dir), padding_side="right")
     else:
         raise VilaM3Error(f"No tokenizer in {llm_dir}: expected tokenizer.model (3B/13B) or tokenizer.json (8B).")
     if len(tokenizer) == 0:
