@@ -9,10 +9,10 @@ ARGS ?=
 
 .PHONY: install run demo test lint bench
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml ci/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all,dev]"
+	$(PY) -m pip install -q -e ".[all,dev]" -c ci/constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
