@@ -355,14 +355,13 @@ def vlm_view(history: list[Turn]) -> list[Turn]:
     reference sent them anyway). The question is appended to the expert text, after a newline unless that text
     already ends in whitespace; the agent's own history keeps the true roles.
 
-    An ``<image>`` the VLM wrote in its own output has no image behind it and would break the image count of every
-    later prompt, so it is removed from assistant turns here (the trace keeps the raw output).
+    Every turn must carry one image per ``<image>``. A token with no image behind it (one the VLM wrote in its own
+    output, or one quoted in an expert message such as "Found 2 tags (<image>, <CXR()>)") would break the image count
+    of every later prompt, so surplus tokens are removed here (the history and the trace keep the raw text).
     """
     view: list[Turn] = []
-    for turn in history:
-        if turn.role == "assistant" and IMAGE_TOKEN in turn.text:
-            view.append(Turn("assistant", turn.text.replace(IMAGE_TOKEN, "")))
-        elif turn.role == "user" and view and view[-1].role == "expert":
+    for turn in map(_without_surplus_image_tokens, history):
+        if turn.role == "user" and view and view[-1].role == "expert":
             run_start = len(view)
             while run_start > 0 and view[run_start - 1].role == "expert":
                 run_start -= 1
@@ -374,6 +373,15 @@ def vlm_view(history: list[Turn]) -> list[Turn]:
         else:
             view.append(turn)
     return view
+
+
+def _without_surplus_image_tokens(turn: Turn) -> Turn:
+    """``turn`` with the ``<image>`` tokens beyond ``len(turn.images)`` removed (the last ones first)."""
+    surplus = turn.text.count(IMAGE_TOKEN) - len(turn.images)
+    if surplus <= 0:
+        return turn
+    head, *tails = turn.text.rsplit(IMAGE_TOKEN, surplus)
+    return Turn(turn.role, head + "".join(tails), list(turn.images))
 
 
 def _check_result(name: str, result: Any) -> None:

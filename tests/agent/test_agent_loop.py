@@ -261,6 +261,27 @@ def test_image_token_written_by_the_vlm_does_not_break_later_prompts(cxr_png, tm
     assert agent.history[1].text == "Here: <image>"  # the history keeps the raw output
 
 
+def test_image_tokens_quoted_in_expert_messages_do_not_break_later_prompts(cxr_png, ct_nifti, tmp_path):
+    """A message that quotes a stray <image> (several tags; a bad expert result) carries no image."""
+    vlm = ScriptedVLM(["See <image> and <CXR()>.", "fine"])
+    agent = Agent(vlm, {"CXR": FindingsExpert()}, output_dir=tmp_path)
+    agent.ask(cxr_png, "Q")
+    assert "<image>" in agent.history[-1].text  # the history keeps the message as written
+    assert agent.ask(prompt="And effusion?").text == "fine"
+    assert vlm.prompts[-1].count("<image>") == 1  # only the original picture's token is left
+
+    class NoImage(LegendExpert):
+        def run(self, request):
+            result = super().run(request)
+            result.images = []
+            return result
+
+    vlm = ScriptedVLM([TRIGGER, "answered after the error", "fine"])
+    agent = Agent(vlm, {"VISTA3D": NoImage()}, output_dir=tmp_path, max_rounds=2)
+    assert agent.ask(ct_nifti, QUESTION).text == "answered after the error"  # same turn, error message in view
+    assert agent.ask(prompt="And now?").text == "fine"
+
+
 def test_image_token_in_a_text_only_follow_up_is_refused(cxr_png, tmp_path):
     from vila_m3_core.errors import VilaM3Error
 
