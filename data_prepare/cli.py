@@ -7,12 +7,9 @@ Converters print a one-line JSON summary (read / written / dropped per reason) o
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
-
-from vila_m3_core.errors import VilaM3Error
 
 
 def _report(summary: dict[str, Any]) -> None:
@@ -320,14 +317,9 @@ class DataPrepareCLI:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m data_prepare``; user errors are printed without a traceback (exit status 2)."""
-    import fire
+    from vila_m3_core.cli import run_fire
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        fire.Fire(DataPrepareCLI, command=argv, name="data_prepare")
-    except VilaM3Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_fire(DataPrepareCLI, argv, "data_prepare")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.model import cli as model_cli
@@ -53,16 +54,21 @@ class CLI:
         return DataPrepareCLI()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``vila-m3`` console script; user errors are printed without a traceback."""
+def run_fire(component: Any, argv: list[str] | None, name: str) -> None:
+    """Run a python-fire command line; user errors (:class:`VilaM3Error`) print one line and exit with status 2."""
     import fire
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        fire.Fire(CLI, command=argv, name="vila-m3")
+        fire.Fire(component, command=argv, name=name)
     except VilaM3Error as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``vila-m3`` console script."""
+    run_fire(CLI, argv, "vila-m3")
 
 
 if __name__ == "__main__":
