@@ -33,10 +33,9 @@ class DecidingVLM:
 
 def main() -> None:
     import nibabel as nib
-    import torch
-    from monai.networks.nets import vista3d132
 
     from vila_m3_core.agent import Agent
+    from vila_m3_core.bundles.synthetic import write_vista3d_weights
     from vila_m3_core.model import VilaM3, build_tiny_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,9 +49,7 @@ def main() -> None:
     volume[args.size // 4 : 3 * args.size // 4, args.size // 4 : 3 * args.size // 4, 4:-4] = 40.0
     ct_path = work / "ct_bench.nii.gz"
     nib.save(nib.Nifti1Image(volume, np.diag([1.5, 1.5, 1.5, 1.0])), str(ct_path))
-    torch.manual_seed(0)
-    (work / "vista3d" / "models").mkdir(parents=True)
-    torch.save(vista3d132(encoder_embed_dim=8, in_channels=1).state_dict(), work / "vista3d" / "models" / "model.pt")
+    write_vista3d_weights(work / "vista3d" / "models" / "model.pt", encoder_embed_dim=8)
     checkpoint = build_tiny_checkpoint(work / "tiny", flavor=args.flavor)
     model = VilaM3.from_pretrained(checkpoint, device=args.device)
     trigger = "This looks like a CT image. Let me trigger <VISTA3D(organs)>. "

@@ -68,14 +68,12 @@ def bench_cxr(tmp: Path, device: str, full: bool) -> tuple[float, float, float, 
 
 def bench_vista3d(tmp: Path, device: str, full: bool) -> tuple[float, float, float, float]:
     import nibabel as nib
-    import torch
-    from monai.networks.nets import vista3d132
 
+    from vila_m3_core.bundles.synthetic import write_vista3d_weights
     from vila_m3_core.experts.vista3d import Vista3DExpert
 
     width, roi = (48, (128, 128, 128)) if full else (8, (64, 64, 64))
-    weights = tmp / "vista3d.pt"
-    torch.save(vista3d132(encoder_embed_dim=width).state_dict(), weights)
+    weights = write_vista3d_weights(tmp / "vista3d.pt", encoder_embed_dim=width)
     volume = np.random.default_rng(0).normal(40, 300, (96, 96, 64)).astype(np.float32)
     nib.save(nib.Nifti1Image(volume, np.diag([1.5, 1.5, 1.5, 1.0])), str(tmp / "ct.nii.gz"))
     request = ExpertRequest(image=str(tmp / "ct.nii.gz"), args="hepatic tumor", output_dir=str(tmp / "out"))
@@ -85,13 +83,12 @@ def bench_vista3d(tmp: Path, device: str, full: bool) -> tuple[float, float, flo
 
 def bench_brats(tmp: Path, device: str, full: bool) -> tuple[float, float, float, float]:
     import nibabel as nib
-    import torch
 
-    from vila_m3_core.experts.brats import BratsExpert, build_segresnet
+    from vila_m3_core.bundles.synthetic import write_brats_weights
+    from vila_m3_core.experts.brats import BratsExpert
 
     roi = (240, 240, 160) if full else (64, 64, 64)
-    weights = tmp / "brats.pt"
-    torch.save(build_segresnet().state_dict(), weights)
+    weights = write_brats_weights(tmp / "brats.pt")
     rng = np.random.default_rng(0)
     paths = []
     for name in ("t1ce", "t1", "t2", "flair"):

@@ -102,8 +102,9 @@ def test_experts_come_from_the_expert_bundle_configs(tmp_path):
     )
     assert sorted(experts) == ["BRATS", "CXR", "VISTA3D"]
     vista = experts["VISTA3D"]
-    assert vista.encoder_embed_dim == 8 and vista.roi_size == (32, 32, 32) and vista.weights == str(tmp_path / "v.pt")
-    assert experts["BRATS"].roi_size == (240, 240, 160)  # the bundle's own setting
+    assert vista.pipeline.network_def.image_encoder.init_filters == 8 and vista.weights == str(tmp_path / "v.pt")
+    assert list(vista.pipeline.inferer.roi_size) == [32, 32, 32]
+    assert list(experts["BRATS"].pipeline.inferer.roi_size) == [240, 240, 160]  # the bundle's own setting
     assert Path(experts["BRATS"].weights) == bundles / "expert_brats" / "models" / "model.pt"
     assert experts["CXR"].cache_dir == str(tmp_path / "xrv")
     with pytest.raises(VilaM3Error, match="Did you mean: patch_size"):

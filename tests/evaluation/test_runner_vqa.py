@@ -140,6 +140,8 @@ def test_mlflow_tracking_and_a_resume_with_nothing_left(batched_run, vqa_dataset
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["vila-m3-evaluation"])
     assert len(runs) == 1 and runs["metrics.accuracy"].iloc[0] == pytest.approx(0.5)
+    artifacts = tmp_path / "mlruns" / runs["run_id"].iloc[0] / "artifacts"
+    assert (artifacts / "results.json").is_file()  # beside the database, not under the current directory
     with pytest.raises(VilaM3Error, match="tracking"):
         run_evaluation("radvqa", data, images, "tiny", tmp_path, vlm=llama3_model, tracking="./mlruns", **GEN)
 

@@ -89,25 +89,14 @@ def xrv_cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def vista3d_weights(tmp_path_factory) -> Path:
     """A random checkpoint of the VISTA3D architecture (narrow width 8 instead of 48) as <bundle>/models/model.pt."""
-    import torch
-    from monai.networks.nets import vista3d132
+    from vila_m3_core.bundles.synthetic import write_vista3d_weights
 
-    torch.manual_seed(0)
-    bundle = tmp_path_factory.mktemp("expert_vista3d")
-    (bundle / "models").mkdir()
-    torch.save(vista3d132(encoder_embed_dim=8, in_channels=1).state_dict(), bundle / "models" / "model.pt")
-    return bundle / "models" / "model.pt"
+    return write_vista3d_weights(tmp_path_factory.mktemp("expert_vista3d") / "models" / "model.pt", encoder_embed_dim=8)
 
 
 @pytest.fixture(scope="session")
 def brats_weights(tmp_path_factory) -> Path:
     """A random checkpoint of the bundle's exact SegResNet as <bundle>/models/model.pt."""
-    import torch
+    from vila_m3_core.bundles.synthetic import write_brats_weights
 
-    from vila_m3_core.experts.brats import build_segresnet
-
-    torch.manual_seed(0)
-    bundle = tmp_path_factory.mktemp("expert_brats")
-    (bundle / "models").mkdir()
-    torch.save(build_segresnet().state_dict(), bundle / "models" / "model.pt")
-    return bundle / "models" / "model.pt"
+    return write_brats_weights(tmp_path_factory.mktemp("expert_brats") / "models" / "model.pt")

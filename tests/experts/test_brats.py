@@ -10,7 +10,7 @@ import torch
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback
 from vila_m3_core.experts.base import ExpertRequest, create_expert
-from vila_m3_core.experts.brats import BratsExpert, build_segresnet, merge_brats_channels
+from vila_m3_core.experts.brats import BratsExpert, merge_brats_channels
 from vila_m3_core.imaging import load_mri_sequences
 
 
@@ -56,7 +56,7 @@ def test_same_as_direct_network_call(expert, mri_files):
     volume = NormalizeIntensity(nonzero=True, channel_wise=True)(image.data.as_tensor())
     with torch.no_grad():
         logits = sliding_window_inference(volume[None], (24, 24, 16), 1, expert.load(), overlap=0.5)
-    expected = merge_brats_channels(torch.sigmoid(logits[0]).numpy())
+    expected = merge_brats_channels(torch.sigmoid(logits[0]) > 0.5)[0].numpy()
     assert np.array_equal(expert.segment(image), expected)
 
 
@@ -66,7 +66,7 @@ def test_channel_merge_rule():
     probs[:2, 0, 1] = 0.9  # TC + WT -> 1
     probs[:, 1, 0] = 0.9  # all -> 4
     probs[2, 1, 1] = 0.5  # not above the threshold -> 0
-    assert merge_brats_channels(probs)[..., 0].tolist() == [[2, 1], [4, 0]]
+    assert merge_brats_channels(torch.as_tensor(probs) > 0.5)[0, ..., 0].tolist() == [[2, 1], [4, 0]]
 
 
 def test_segmented_rule_and_training_wording(brats_weights, mri_files, tmp_path):
@@ -96,8 +96,20 @@ def test_missing_weights_say_where(tmp_path, mri_files):
         expert.run(ExpertRequest(image=[str(p) for p in mri_files], output_dir=str(tmp_path)))
 
 
-def test_architecture_is_the_bundles():
-    network = build_segresnet()
+def test_pipeline_is_the_bundles_own():
+    """The expert runs what bundles/expert_brats/configs/inference.json defines: one definition of the pipeline."""
+    from monai.inferers import SlidingWindowInferer
+    from monai.transforms import NormalizeIntensityd
+
+    pipeline = BratsExpert(device="cpu").pipeline
+    assert isinstance(pipeline.inferer, SlidingWindowInferer)
+    assert list(pipeline.inferer.roi_size) == [240, 240, 160] and pipeline.inferer.overlap == 0.5
+    assert any(isinstance(t, NormalizeIntensityd) and t.normalizer.nonzero for t in pipeline.preprocessing.transforms)
+    overlap = BratsExpert(device="cpu", config_overrides={"inferer#overlap": 0.25}).pipeline.inferer.overlap
+    assert overlap == 0.25
+    with pytest.raises(VilaM3Error, match="Unknown config key 'roi'"):
+        BratsExpert(device="cpu", config_overrides={"roi": [8, 8, 8]})
+    network = pipeline.network_def
     assert network.init_filters == 16 and network.in_channels == 4
-    assert network.blocks_down == (1, 2, 2, 4) and network.blocks_up == (1, 1, 1)
+    assert tuple(network.blocks_down) == (1, 2, 2, 4) and tuple(network.blocks_up) == (1, 1, 1)
     assert network.conv_final[-1].conv.out_channels == 3

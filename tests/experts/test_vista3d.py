@@ -126,3 +126,22 @@ def test_key_labels_prefer_the_lesion():
     seg[0, 0, 0] = 26
     assert key_labels_for("hepatic tumor", [1, 26], seg) == [26]
     assert key_labels_for("organs", [1, 26], seg) == [1, 26]
+
+
+def test_pipeline_is_the_bundles_own():
+    """The expert runs what bundles/expert_vista3d/configs/inference.json defines: one definition of the pipeline."""
+    from monai.transforms import CropForegroundd, ScaleIntensityRanged, Spacingd
+
+    from vila_m3_core.bundles.vista3d import Vista3dInferer
+
+    pipeline = Vista3DExpert(device="cpu", encoder_embed_dim=8).pipeline
+    assert isinstance(pipeline.inferer, Vista3dInferer)
+    assert list(pipeline.inferer.roi_size) == [128, 128, 128] and pipeline.inferer.overlap == 0.3
+    transforms = {type(t): t for t in pipeline.preprocessing.transforms}
+    assert list(transforms[Spacingd].spacing_transform.pixdim) == [1.5, 1.5, 1.5]
+    scaler = transforms[ScaleIntensityRanged].scaler
+    assert (scaler.a_min, scaler.a_max) == pytest.approx((-963.8247715525971, 1053.678477684517))
+    assert transforms[CropForegroundd].cropper.select_fn.__name__ == "foreground_or_all"
+    coarse = Vista3DExpert(device="cpu", encoder_embed_dim=8, config_overrides={"resample_spacing": [3, 3, 3]})
+    spacing = next(t for t in coarse.pipeline.preprocessing.transforms if isinstance(t, Spacingd))
+    assert list(spacing.spacing_transform.pixdim) == [3, 3, 3]

@@ -9,56 +9,12 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vila_m3_core.bundle_config import RUN_ARGUMENTS, check_override_keys
 from vila_m3_core.errors import VilaM3Error
 
-#: arguments of ``monai.bundle run`` / ``ConfigWorkflow`` itself, and the tracking settings patched in by MONAI
-RUN_ARGUMENTS = frozenset(
-    {
-        "run_id",
-        "init_id",
-        "final_id",
-        "meta_file",
-        "config_file",
-        "logging_file",
-        "tracking",
-        "args_file",
-        "workflow_type",
-        "properties_path",
-        "workflow_name",
-        "tracking_uri",
-        "experiment_name",
-        "run_name",
-        "save_execute_config",
-        "is_not_rank0",
-        "output_dir",
-        "bundle_root",
-    }
-)
-
-
-def _exists(parser: Any, key: str) -> bool:
-    try:
-        parser[key]
-    except (KeyError, IndexError, TypeError, ValueError):
-        return False
-    return True
-
-
-def check_override_keys(parser: Any, overrides: Mapping[str, Any] | Iterable[str], where: str = "the config") -> None:
-    """Raise :class:`VilaM3Error` for override keys that are not in ``parser`` (closest keys suggested)."""
-    top_level = [k for k in parser.get().keys() if not str(k).startswith("_")] if hasattr(parser, "get") else []
-    for key in overrides:
-        key = str(key).replace("#", "::")
-        if key in RUN_ARGUMENTS or key.startswith("+") or _exists(parser, key):
-            continue
-        close = difflib.get_close_matches(key.split("::")[-1], top_level, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise VilaM3Error(
-            f"Unknown config key {key!r} for {where}.{hint} Known top-level keys: {', '.join(top_level)}."
-        )
+__all__ = ["RUN_ARGUMENTS", "check_cli_overrides", "check_override_keys"]
 
 
 def _run_arguments(argv: list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,32 +96,32 @@ def write_cxr_dataset(folder: str | Path, images: int = 8, size: tuple[int, int]
     return folder
 
 
-def write_brats_weights(path: str | Path, seed: int = 0) -> Path:
-    """Random SegResNet weights of the BraTS bundle architecture at ``path`` (a state dict)."""
+def bundle_network(bundle: str, overrides: dict | None = None) -> Any:
+    """The ``network_def`` of one of this repository's bundles (random weights), e.g. ``bundle_network("expert_brats")``."""
+    from vila_m3_core.bundle_config import read_bundle_config
+    from vila_m3_core.bundles.runner import BUNDLES_DIR
+
+    return read_bundle_config(BUNDLES_DIR / bundle, overrides, device="cpu").get_parsed_content("network_def")
+
+
+def _save_random_network(bundle: str, path: str | Path, seed: int, overrides: dict | None = None) -> Path:
     import torch
-    from monai.networks.nets import SegResNet
 
     torch.manual_seed(seed)
-    net = SegResNet(
-        blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1], init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2
-    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), path)
+    torch.save(bundle_network(bundle, overrides).state_dict(), path)
     return path
+
+
+def write_brats_weights(path: str | Path, seed: int = 0) -> Path:
+    """Random weights of the ``expert_brats`` bundle's SegResNet at ``path`` (a state dict)."""
+    return _save_random_network("expert_brats", path, seed)
 
 
 def write_vista3d_weights(path: str | Path, encoder_embed_dim: int = 8, seed: int = 0) -> Path:
-    """Random ``vista3d132`` weights at a narrow width (48 in the release) at ``path`` (a state dict)."""
-    import torch
-    from monai.networks.nets import vista3d132
-
-    torch.manual_seed(seed)
-    net = vista3d132(encoder_embed_dim=encoder_embed_dim, in_channels=1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), path)
-    return path
+    """Random weights of the ``expert_vista3d`` bundle's ``vista3d132`` at a narrow width (48 in the release)."""
+    return _save_random_network("expert_vista3d", path, seed, {"encoder_embed_dim": encoder_embed_dim})
 
 
 def write_xrv_weights(folder: str | Path, seed: int = 0) -> Path:

@@ -53,25 +53,11 @@ def expert_from_bundle(bundle_dir: str | Path, overrides: Mapping[str, Any] | No
         overrides: config overrides for that bundle (``{"encoder_embed_dim": 8}``); unknown keys are refused.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; sets the bundle's ``device``.
     """
-    from monai.bundle import ConfigParser
+    from vila_m3_core.bundle_config import read_bundle_config
 
-    from vila_m3_core.bundles.overrides import check_override_keys
-
-    bundle_dir = Path(bundle_dir)
-    config_file = bundle_dir / "configs" / "inference.json"
-    if not config_file.is_file():
-        raise VilaM3Error(f"Expert bundle config {config_file} not found (set --expert_bundles_dir).")
-    parser = ConfigParser()
-    parser.read_config(str(config_file))
-    parser.read_meta(str(bundle_dir / "configs" / "metadata.json"))
-    overrides = dict(overrides or {})
-    check_override_keys(parser, overrides, str(config_file))
-    parser["bundle_root"] = str(bundle_dir)
-    parser["device"] = f"$torch.device('{resolve_device(device)}')"
-    for key, value in overrides.items():
-        parser[key] = value
+    parser = read_bundle_config(bundle_dir, overrides, device)
     if "expert" not in parser:
-        raise VilaM3Error(f"{config_file} defines no 'expert' item.")
+        raise VilaM3Error(f"{Path(bundle_dir) / 'configs' / 'inference.json'} defines no 'expert' item.")
     return parser.get_parsed_content("expert", lazy=False)
 
 

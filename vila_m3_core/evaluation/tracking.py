@@ -34,12 +34,26 @@ def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
+def _use_experiment(mlflow: Any, uri: str) -> None:
+    """Select :data:`EXPERIMENT`, creating it with its artifacts beside a SQLite store.
+
+    MLflow's default artifact root for a database store is ``./mlruns`` under the *current directory*, which
+    scatters result files wherever the command was started; MONAI's ``MLFlowHandler`` makes the same choice.
+    """
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        artifact_location = None
+        if uri.startswith("sqlite:///"):
+            artifact_location = (Path(uri[len("sqlite:///") :]).parent / "mlruns").resolve().as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+    mlflow.set_experiment(EXPERIMENT)
+
+
 def log_to_mlflow(uri: str, result: dict[str, Any], output_dir: str | Path) -> None:
     """Log one evaluation run: parameters (task, model, settings), every numeric metric, and the output files."""
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(EXPERIMENT)
+    _use_experiment(mlflow, uri)
     with mlflow.start_run(run_name=result.get("run_name")):
         mlflow.log_params(
             {

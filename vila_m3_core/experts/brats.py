@@ -1,15 +1,16 @@
 """BraTS expert: brain-tumour segmentation of four MRI sequences with the MONAI BraTS bundle's SegResNet.
 
-Pipeline (``brats_mri_segmentation`` 0.5.2): channels t1ce, t1, t2, flair -> NormalizeIntensity(nonzero,
-channel_wise) -> sliding window 240x240x160, overlap 0.5 -> sigmoid > 0.5 -> channels TC/WT/ET merged into
-labels 4 (ET), else 1 (TC), else 2 (WT). No resampling: the output is on the input grid.
+The pipeline is the ``expert_brats`` bundle's (``configs/inference.json``, following ``brats_mri_segmentation``
+0.5.2): channels t1ce, t1, t2, flair -> NormalizeIntensity(nonzero, channel_wise) -> sliding window 240x240x160,
+overlap 0.5 -> sigmoid > 0.5 -> channels TC/WT/ET merged into labels 4 (ET), else 1 (TC), else 2 (WT). No
+resampling: the output is on the input grid.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
 from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
 from vila_m3_core.experts.runtime import (
+    BundlePipeline,
     Stopwatch,
     bundle_weights_path,
     load_state_dict,
+    pipeline_from_bundle,
     save_label_nifti,
 )
 from vila_m3_core.imaging.loading import MRI, MRI_SEQUENCE_ORDER, LoadedImage, load_any
@@ -31,35 +34,29 @@ from vila_m3_core.imaging.loading import MRI, MRI_SEQUENCE_ORDER, LoadedImage, l
 logger = logging.getLogger(__name__)
 
 
-def build_segresnet() -> Any:
-    """The bundle's network: SegResNet(blocks_down [1,2,2,4], blocks_up [1,1,1], 16 filters, 4 in, 3 out)."""
-    from monai.networks.nets import SegResNet
+def merge_brats_channels(channels: Any) -> Any:
+    """Thresholded ``(3, X, Y, Z)`` channels [TC, WT, ET] -> ``(1, X, Y, Z)`` labels: 4 = ET, else 1 = TC, else
+    2 = WT, else 0 (the BraTS label convention; the channels are nested, ET inside TC inside WT)."""
+    import torch
 
-    return SegResNet(
-        blocks_down=(1, 2, 2, 4), blocks_up=(1, 1, 1), init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2
-    )
-
-
-def merge_brats_channels(probabilities: Any, threshold: float = 0.5) -> np.ndarray:
-    """``(3, X, Y, Z)`` sigmoid outputs [TC, WT, ET] -> ``(X, Y, Z)`` uint8 labels: 4 = ET, else 1 = TC, else 2 = WT."""
-    channels = np.asarray(probabilities) > threshold
-    tc, wt, et = channels[0], channels[1], channels[2]
-    return np.where(et, 4, np.where(tc, 1, np.where(wt, 2, 0))).astype(np.uint8)
+    tc, wt, et = channels[0:1] > 0, channels[1:2] > 0, channels[2:3] > 0
+    return torch.where(et, 4, torch.where(tc, 1, torch.where(wt, 2, 0)))
 
 
 class BratsExpert(Expert):
-    """BraTS SegResNet on four co-registered MRI sequences. The network is loaded on first use and kept.
+    """BraTS SegResNet on four co-registered MRI sequences, run with the ``expert_brats`` bundle's own pipeline.
 
     Args:
         bundle_dir: the expert bundle folder; weights default to ``<bundle_dir>/models/model.pt``.
         weights: explicit checkpoint path (overrides ``bundle_dir``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        roi_size: sliding-window patch (bundle: 240x240x160; each side must be divisible by 8).
-        overlap: sliding-window overlap (bundle: 0.5).
+        roi_size: sliding-window patch; ``None`` keeps the bundle's 240x240x160 (each side divisible by 8).
         amp: mixed precision on CUDA (the bundle's default); ignored on CPU.
         training_order: write "yellow and red" (training data) instead of the demo's "red and yellow".
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
-        network: an already built network (tests); skips weight loading.
+        pipeline: network, transforms and inferer; ``None`` reads the ``expert_pipeline`` of the bundle's
+            ``configs/inference.json`` (the bundle passes its own).
+        config_overrides: further bundle config overrides (``{"inferer#overlap": 0.25}``) when reading it.
     """
 
     name = "BRATS"
@@ -69,47 +66,50 @@ class BratsExpert(Expert):
         bundle_dir: str = "bundles/expert_brats",
         weights: str | None = None,
         device: str = "auto",
-        roi_size: Sequence[int] = (240, 240, 160),
-        overlap: float = 0.5,
+        roi_size: Sequence[int] | None = None,
         amp: bool = True,
         training_order: bool = False,
         colour_mode: str = "stable",
-        network: Any = None,
+        pipeline: BundlePipeline | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        if any(int(r) % 8 for r in roi_size):
-            raise VilaM3Error(f"BraTS roi_size sides must be divisible by 8 (SegResNet); got {tuple(roi_size)}.")
         self.bundle_dir = bundle_dir
         self.weights = weights
         self.device = resolve_device(device)
-        self.roi_size = tuple(int(r) for r in roi_size)
-        self.overlap = overlap
         self.amp = amp
         self.training_order = training_order
         self.colour_mode = colour_mode
-        self._network = network.to(self.device).eval() if network is not None else None
+        if pipeline is None:
+            overrides = {**({"roi_size": list(roi_size)} if roi_size is not None else {}), **(config_overrides or {})}
+            pipeline = pipeline_from_bundle("expert_brats", bundle_dir, overrides, str(self.device))
+        elif roi_size is not None or config_overrides:
+            raise VilaM3Error("roi_size and config_overrides apply to the bundle's pipeline; not with pipeline=.")
+        roi = tuple(int(r) for r in getattr(pipeline.inferer, "roi_size", None) or ())
+        if any(r % 8 for r in roi):
+            raise VilaM3Error(f"BraTS roi_size sides must be divisible by 8 (SegResNet); got {roi}.")
+        self.pipeline = pipeline
+        self._network: Any = None
 
     def load(self) -> Any:
-        """Build the SegResNet and load the bundle checkpoint (once)."""
+        """Load the bundle checkpoint into the bundle's SegResNet (once)."""
         if self._network is None:
             path = bundle_weights_path(self.bundle_dir, self.weights, "BraTS")
-            network = build_segresnet()
-            load_state_dict(path, network)
-            self._network = network.to(self.device).eval()
+            load_state_dict(path, self.pipeline.network_def)
+            self._network = self.pipeline.network_def.to(self.device).eval()
         return self._network
 
     def segment(self, image: LoadedImage) -> np.ndarray:
         """Segment a ``(4, X, Y, Z)`` volume (t1ce, t1, t2, flair) -> ``(X, Y, Z)`` uint8 labels {0, 1, 2, 4}."""
         import torch
-        from monai.inferers import SlidingWindowInferer
-        from monai.transforms import NormalizeIntensity
 
         network = self.load()
-        volume = NormalizeIntensity(nonzero=True, channel_wise=True)(image.data.as_tensor().float())
-        inferer = SlidingWindowInferer(roi_size=self.roi_size, sw_batch_size=1, overlap=self.overlap)
+        sample = self.pipeline.preprocessing({"image": image.data.clone()})
         use_amp = self.amp and self.device.type == "cuda"
         with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
-            logits = inferer(volume[None].to(self.device), network)
-        return merge_brats_channels(torch.sigmoid(logits[0].float()).cpu().numpy())
+            logits = self.pipeline.inferer(sample["image"][None].to(self.device), network)
+        sample["pred"] = logits[0].float()
+        labels_map = self.pipeline.postprocessing(sample)["pred"]
+        return np.asarray(torch.as_tensor(labels_map)[0].cpu().numpy()).astype(np.uint8)
 
     def run(self, request: ExpertRequest) -> ExpertResult:
         """Segment the tumour, save the segmentation NIfTI and the overlay on t1ce, return the feedback."""

@@ -1,14 +1,59 @@
-"""Shared plumbing of the expert runners: device choice, checkpoint loading, missing-weights messages, timing."""
+"""Shared plumbing of the expert runners: their pipeline from the expert bundle, checkpoint loading,
+missing-weights messages, timing."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vila_m3_core.errors import VilaM3Error
+
+#: this repository's bundles; the expert's pipeline is read from here when its bundle_dir holds only weights
+REPOSITORY_BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
+
+
+@dataclass
+class BundlePipeline:
+    """What an expert runs, as its bundle's ``configs/inference.json`` defines it (the ``expert_pipeline`` item).
+
+    Attributes:
+        network_def: the network architecture, weights not loaded yet.
+        preprocessing: dict transform on ``{"image": MetaTensor (C, X, Y, Z), ...}`` after loading (the bundle's
+            ``preprocessing_transforms``; the bundle's own loading transforms come before them).
+        inferer: ``inferer(inputs (1, C, X, Y, Z), network, **prompts) -> logits (1, K, X, Y, Z)``.
+        postprocessing: dict transform on the sample with ``"pred"`` (the logits of one item) -> labels.
+    """
+
+    network_def: Any
+    preprocessing: Callable[[dict[str, Any]], dict[str, Any]]
+    inferer: Callable[..., Any]
+    postprocessing: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def pipeline_from_bundle(
+    bundle_name: str,
+    bundle_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+) -> BundlePipeline:
+    """The ``expert_pipeline`` of an expert bundle's inference config, with config ``overrides``.
+
+    The config is read from ``bundle_dir`` when it has one, else from this repository's ``bundles/<bundle_name>``
+    (a folder that holds only ``models/`` still gets the released pipeline).
+    """
+    from vila_m3_core.bundle_config import read_bundle_config
+
+    config_dir = Path(bundle_dir)
+    if not (config_dir / "configs" / "inference.json").is_file():
+        config_dir = REPOSITORY_BUNDLES_DIR / bundle_name
+    parser = read_bundle_config(config_dir, overrides, device, bundle_root=bundle_dir)
+    if "expert_pipeline" not in parser:
+        raise VilaM3Error(f"{config_dir / 'configs' / 'inference.json'} defines no 'expert_pipeline' item.")
+    return parser.get_parsed_content("expert_pipeline", lazy=False)
 
 
 def bundle_weights_path(bundle_dir: str | Path, weights: str | Path | None, bundle_name: str) -> Path:

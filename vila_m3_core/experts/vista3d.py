@@ -1,15 +1,14 @@
-"""VISTA3D expert: CT segmentation with MONAI's ``vista3d132`` network and the bundle's inference transforms.
-
-Pipeline (VISTA3D bundle 0.5.4 ``inference.json``): Spacing 1.5 mm -> CropForeground -> intensity window
--963.8..1053.7 HU -> 0..1 -> orientation RAS -> sliding window (roi 128^3, overlap 0.3) with class prompts ->
-``VistaPostTransformd`` -> inverted back to the original image grid (nearest) -> NIfTI.
+"""VISTA3D expert: CT segmentation with MONAI's ``vista3d132`` network, run with the ``expert_vista3d`` bundle's
+pipeline (``configs/inference.json``, following the Zoo's vista3d 0.5.4): Spacing 1.5 mm -> CropForeground ->
+intensity window -963.8..1053.7 HU -> 0..1 -> orientation RAS -> sliding window (roi 128^3, overlap 0.3) with class
+prompts -> ``VistaPostTransformd`` -> inverted back to the original image grid (nearest) -> NIfTI.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,19 @@ from vila_m3_core.devices import resolve_device
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
-from vila_m3_core.experts.rendering import RAS_LABELS, label_volumes_ml, render_segmentation, save_picture, to_ras
+from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
 from vila_m3_core.experts.runtime import (
+    BundlePipeline,
     Stopwatch,
     bundle_weights_path,
     load_state_dict,
+    pipeline_from_bundle,
     save_label_nifti,
 )
 from vila_m3_core.imaging.loading import CT, LoadedImage, load_any
 
 logger = logging.getLogger(__name__)
 
-INTENSITY_RANGE_HU = (-963.8, 1053.7)
 _LESION_WORDS = ("tumor", "lesion", "cancer", "mass", "cyst")
 
 
@@ -44,29 +44,28 @@ def key_labels_for(group: str, label_ids: Sequence[int], seg: np.ndarray) -> lis
     return list(label_ids)
 
 
-def _foreground(image: Any) -> Any:
-    """The bundle's crop mask (voxels above 0 HU), or everything when no voxel is: an empty crop would leave nothing
-    to segment and crash the sliding window."""
+def foreground_or_all(image: Any) -> Any:
+    """Crop mask of the bundle's ``CropForegroundd``: voxels above 0 HU, or every voxel when none is (an empty crop
+    would leave nothing to segment and crash the sliding window)."""
     mask = image > 0
     return mask if bool(mask.any()) else image == image
 
 
 class Vista3DExpert(Expert):
-    """VISTA3D on CT volumes. The network is built and its weights loaded on first use, then kept.
+    """VISTA3D on CT volumes, run with the ``expert_vista3d`` bundle's own pipeline. The network's weights are loaded
+    on first use, then kept.
 
     Args:
         bundle_dir: the expert bundle folder; weights default to ``<bundle_dir>/models/model.pt``.
         weights: explicit checkpoint path (overrides ``bundle_dir``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        roi_size: sliding-window patch (bundle: 128^3; small values make CPU tests fast).
-        overlap: sliding-window overlap (0.3 per the bundle config).
-        spacing_mm: resampling voxel size (bundle: 1.5 mm isotropic).
-        sw_batch_size: windows per forward pass.
+        roi_size: sliding-window patch (``patch_size`` in the bundle: 128^3; small values make CPU tests fast).
+        encoder_embed_dim: width of the network (bundle: 48; tests use a narrower one).
         amp: mixed precision on CUDA (the bundle's default); ignored on CPU.
-        crop_margin: voxels kept around the foreground crop.
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
-        encoder_embed_dim: width of the network; 48 for the released bundle (tests use a narrower one).
-        network: an already built network (tests, custom variants); skips weight loading.
+        pipeline: network, transforms and inferer; ``None`` reads the ``expert_pipeline`` of the bundle's
+            ``configs/inference.json`` (the bundle passes its own).
+        config_overrides: further bundle config overrides (``{"resample_spacing": [2, 2, 2]}``) when reading it.
     """
 
     name = "VISTA3D"
@@ -76,62 +75,34 @@ class Vista3DExpert(Expert):
         bundle_dir: str = "bundles/expert_vista3d",
         weights: str | None = None,
         device: str = "auto",
-        roi_size: Sequence[int] = (128, 128, 128),
-        overlap: float = 0.3,
-        spacing_mm: float = 1.5,
-        sw_batch_size: int = 1,
+        roi_size: Sequence[int] | None = None,
+        encoder_embed_dim: int | None = None,
         amp: bool = True,
-        crop_margin: int = 10,
         colour_mode: str = "stable",
-        encoder_embed_dim: int = 48,
-        network: Any = None,
+        pipeline: BundlePipeline | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.bundle_dir = bundle_dir
         self.weights = weights
         self.device = resolve_device(device)
-        self.roi_size = tuple(int(r) for r in roi_size)
-        self.overlap = overlap
-        self.spacing_mm = spacing_mm
-        self.sw_batch_size = sw_batch_size
         self.amp = amp
-        self.crop_margin = crop_margin
         self.colour_mode = colour_mode
-        self.encoder_embed_dim = encoder_embed_dim
-        self._network = network.to(self.device).eval() if network is not None else None
+        knobs = {"patch_size": None if roi_size is None else list(roi_size), "encoder_embed_dim": encoder_embed_dim}
+        overrides = {**{k: v for k, v in knobs.items() if v is not None}, **(config_overrides or {})}
+        if pipeline is None:
+            pipeline = pipeline_from_bundle("expert_vista3d", bundle_dir, overrides, str(self.device))
+        elif overrides:
+            raise VilaM3Error("roi_size, encoder_embed_dim and config_overrides apply to the bundle's pipeline.")
+        self.pipeline = pipeline
+        self._network: Any = None
 
     def load(self) -> Any:
-        """Build ``vista3d132`` and load the bundle checkpoint (once)."""
+        """Load the bundle checkpoint into the bundle's ``vista3d132`` (once)."""
         if self._network is None:
-            from monai.networks.nets import vista3d132
-
             path = bundle_weights_path(self.bundle_dir, self.weights, "VISTA3D")
-            network = vista3d132(encoder_embed_dim=self.encoder_embed_dim, in_channels=1)
-            load_state_dict(path, network)
-            self._network = network.to(self.device).eval()
+            load_state_dict(path, self.pipeline.network_def)
+            self._network = self.pipeline.network_def.to(self.device).eval()
         return self._network
-
-    def _preprocessing(self) -> Any:
-        from monai.transforms import (
-            CastToTyped,
-            Compose,
-            CropForegroundd,
-            Orientationd,
-            ScaleIntensityRanged,
-            Spacingd,
-        )
-
-        low, high = INTENSITY_RANGE_HU
-        return Compose(
-            [
-                Spacingd(keys="image", pixdim=[self.spacing_mm] * 3, mode="bilinear"),
-                CropForegroundd(
-                    keys="image", source_key="image", select_fn=_foreground, margin=self.crop_margin, allow_smaller=True
-                ),
-                ScaleIntensityRanged(keys="image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
-                Orientationd(keys="image", axcodes="RAS", labels=RAS_LABELS),
-                CastToTyped(keys="image", dtype=np.float32),
-            ]
-        )
 
     def segment(self, image: LoadedImage, label_prompt: Sequence[int]) -> Any:
         """Segment ``label_prompt`` (VISTA3D ids, superclasses expanded) in a CT volume.
@@ -140,39 +111,21 @@ class Vista3DExpert(Expert):
             a MetaTensor ``(1, X, Y, Z)`` of label ids on the original voxel grid of ``image`` (same affine).
         """
         import torch
-        from monai.apps.vista3d.transforms import VistaPostTransformd
-        from monai.inferers import SlidingWindowInfererAdapt
         from monai.transforms import Invertd
 
         network = self.load()
-        preprocessing = self._preprocessing()
-        sample = preprocessing({"image": image.data[:1].clone()})
         prompt = torch.tensor(list(label_prompt), dtype=torch.long, device=self.device)
-        inferer = SlidingWindowInfererAdapt(
-            roi_size=self.roi_size,
-            sw_batch_size=self.sw_batch_size,
-            overlap=self.overlap,
-            with_coord=True,
-            padding_mode="replicate",
-        )
+        sample = self.pipeline.preprocessing({"image": image.data[:1].clone(), "label_prompt": list(label_prompt)})
         use_amp = self.amp and self.device.type == "cuda"
         with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
-            logits = inferer(
-                sample["image"][None].to(self.device),
-                network,
-                transpose=True,
-                class_vector=prompt,
-                prompt_class=prompt,
-                point_coords=None,
-                point_labels=None,
-            )
+            logits = self.pipeline.inferer(sample["image"][None].to(self.device), network, class_vector=prompt)
         sample["pred"] = logits[0].float()
         sample["label_prompt"] = prompt
-        sample = VistaPostTransformd(keys="pred")(sample)
+        sample = self.pipeline.postprocessing(sample)
         sample["pred"] = sample["pred"].cpu()
         sample["image"] = sample["image"].cpu()
-        restored = Invertd(keys="pred", transform=preprocessing, orig_keys="image", nearest_interp=True)(sample)
-        return restored["pred"]
+        invert = Invertd(keys="pred", transform=self.pipeline.preprocessing, orig_keys="image", nearest_interp=True)
+        return invert(sample)["pred"]
 
     def run(self, request: ExpertRequest) -> ExpertResult:
         """Segment the requested label group, save the segmentation NIfTI and the overlay, return the feedback."""
