@@ -103,3 +103,25 @@ def read_bundle_config(
     for key, value in overrides.items():
         parser[key] = value
     return parser
+
+
+def user_error_in(err: BaseException | None) -> VilaM3Error | None:
+    """The :class:`VilaM3Error` inside MONAI's ``RuntimeError: Failed to instantiate/evaluate ...`` chain, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, VilaM3Error):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def parsed_item(parser: Any, item: str) -> Any:
+    """``parser.get_parsed_content(item)``, with a user error raised inside a component re-raised as itself."""
+    try:
+        return parser.get_parsed_content(item, lazy=False)
+    except Exception as err:
+        user_error = user_error_in(err)
+        if user_error is not None:
+            raise user_error from None
+        raise

@@ -107,6 +107,8 @@ def test_experts_come_from_the_expert_bundle_configs(tmp_path):
     assert list(experts["BRATS"].pipeline.inferer.roi_size) == [240, 240, 160]  # the bundle's own setting
     assert Path(experts["BRATS"].weights) == bundles / "expert_brats" / "models" / "model.pt"
     assert experts["CXR"].cache_dir == str(tmp_path / "xrv")
+    with pytest.raises(VilaM3Error, match="divisible by 8"):  # raised inside MONAI's instantiation, re-raised as is
+        experts_from_bundles(bundles, ["BRATS"], {"expert_brats": {"roi_size": [20, 20, 20]}}, device="cpu")
     with pytest.raises(VilaM3Error, match="Did you mean: patch_size"):
         experts_from_bundles(bundles, ["VISTA3D"], {"expert_vista3d": {"patch_sise": [32, 32, 32]}}, device="cpu")
     with pytest.raises(VilaM3Error, match="Unknown expert"):

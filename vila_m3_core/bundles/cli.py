@@ -14,21 +14,11 @@ from vila_m3_core.errors import VilaM3Error
 ACTIONS = ("run", "verify", "package", "download_weights", "test", "pin_hashes")
 
 
-def _user_error(err: BaseException) -> VilaM3Error | None:
-    """The VilaM3Error inside MONAI's ``RuntimeError: Failed to evaluate ...`` chain, if any."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, VilaM3Error):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
-
-
 def run(name: str, config: str | list[str] = "inference", bundles_dir: str | None = None, **overrides: Any) -> None:
     """Run bundle ``name`` with ``configs/<config>.json`` (a list merges overlays, e.g. ``[train,evaluate]``)."""
     from monai.bundle import run as monai_run
 
+    from vila_m3_core.bundle_config import user_error_in
     from vila_m3_core.bundles.overrides import check_cli_overrides
     from vila_m3_core.bundles.runner import BUNDLES_DIR
 
@@ -52,7 +42,7 @@ def run(name: str, config: str | list[str] = "inference", bundles_dir: str | Non
     try:
         monai_run(config_file=files, **overrides)
     except Exception as err:
-        user_error = _user_error(err)
+        user_error = user_error_in(err)
         if user_error is not None:
             raise user_error from None
         raise

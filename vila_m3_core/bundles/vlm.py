@@ -53,12 +53,12 @@ def expert_from_bundle(bundle_dir: str | Path, overrides: Mapping[str, Any] | No
         overrides: config overrides for that bundle (``{"encoder_embed_dim": 8}``); unknown keys are refused.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; sets the bundle's ``device``.
     """
-    from vila_m3_core.bundle_config import read_bundle_config
+    from vila_m3_core.bundle_config import parsed_item, read_bundle_config
 
     parser = read_bundle_config(bundle_dir, overrides, device)
     if "expert" not in parser:
         raise VilaM3Error(f"{Path(bundle_dir) / 'configs' / 'inference.json'} defines no 'expert' item.")
-    return parser.get_parsed_content("expert", lazy=False)
+    return parsed_item(parser, "expert")
 
 
 def experts_from_bundles(

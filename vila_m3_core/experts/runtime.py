@@ -45,7 +45,7 @@ def pipeline_from_bundle(
     The config is read from ``bundle_dir`` when it has one, else from this repository's ``bundles/<bundle_name>``
     (a folder that holds only ``models/`` still gets the released pipeline).
     """
-    from vila_m3_core.bundle_config import read_bundle_config
+    from vila_m3_core.bundle_config import parsed_item, read_bundle_config
 
     config_dir = Path(bundle_dir)
     if not (config_dir / "configs" / "inference.json").is_file():
@@ -53,7 +53,7 @@ def pipeline_from_bundle(
     parser = read_bundle_config(config_dir, overrides, device, bundle_root=bundle_dir)
     if "expert_pipeline" not in parser:
         raise VilaM3Error(f"{config_dir / 'configs' / 'inference.json'} defines no 'expert_pipeline' item.")
-    return parser.get_parsed_content("expert_pipeline", lazy=False)
+    return parsed_item(parser, "expert_pipeline")
 
 
 def bundle_weights_path(bundle_dir: str | Path, weights: str | Path | None, bundle_name: str) -> Path:
