@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vila_m3_core.bundles.runner import REPO_ROOT, run_bundle
@@ -186,3 +187,38 @@ def test_the_bundle_runs_the_expert_configured_by_its_expert_bundle(brats_images
     assert len(expert_steps) == 1 and expert_steps[0]["name"] == "BRATS"
     assert any(Path(path).is_file() and path.endswith(".nii.gz") for path in record["files"].values())
     assert len(vlm.seen) == 2  # the expert's result went back to the model for the answer
+
+
+def test_a_dicom_series_folder_goes_to_vista3d_and_back(dicom_series, vista3d_ckpt, tmp_path):
+    """--image <DICOM folder>: read as one CT volume, shown to the VLM as a slice, segmented on the series' grid."""
+    import nibabel as nib
+    from monai.bundle import ConfigWorkflow
+
+    from vila_m3_core.imaging import load_medical_image
+
+    workflow = ConfigWorkflow(
+        config_file=str(REPO_ROOT / "bundles" / "vila_m3_3b" / "configs" / "inference.json"),
+        workflow_type="infer",
+        logging_file=False,
+        bundle_root=str(REPO_ROOT / "bundles" / "vila_m3_3b"),
+        image=str(dicom_series),
+        prompt="Is there a liver tumor?",
+        output_dir=str(tmp_path),
+        device="cpu",
+        experts=["VISTA3D"],
+        expert_overrides={
+            "expert_vista3d": {"ckpt_path": str(vista3d_ckpt), "encoder_embed_dim": 8, "patch_size": [32, 32, 32]}
+        },
+    )
+    vlm = _ScriptedVLM(["This looks like a CT image. Let me trigger <VISTA3D(hepatic tumor)>.", "No tumor."])
+    workflow.network_def = vlm
+    workflow.initialize()
+    workflow.run()
+    record = json.loads((tmp_path / "answer" / "answer.json").read_text())
+    assert record["modality"] == "CT" and record["answer"] == "No tumor."
+    segmentation = next(path for path in record["files"].values() if path.endswith(".nii.gz"))
+    series = load_medical_image(str(dicom_series))
+    saved = nib.load(segmentation)
+    assert saved.shape == tuple(series.data.shape[1:]) and np.allclose(saved.affine, series.affine)
+    first_turn = vlm.seen[0][0]
+    assert "This is a CT image." in first_turn.text and len(first_turn.images) == 1

@@ -3,7 +3,6 @@ under the exact file names the real loaders expect."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -33,32 +32,6 @@ def ct_phantom() -> tuple[np.ndarray, np.ndarray]:
 def ct_nifti(tmp_path_factory, ct_phantom) -> Path:
     volume, affine = ct_phantom
     return write_nifti(tmp_path_factory.mktemp("ct") / "ct_phantom.nii.gz", volume, affine)
-
-
-@pytest.fixture(scope="session")
-def dicom_series(tmp_path_factory) -> Path:
-    """A 6-slice CT series built from pydicom's CT_small.dcm (real header), slice k holding k+1 marker pixels."""
-    import pydicom
-    from pydicom.data import get_testdata_file
-    from pydicom.uid import generate_uid
-
-    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    folder = tmp_path_factory.mktemp("dicom_series")
-    pixels = base.pixel_array.copy()
-    series_uid = generate_uid()
-    z0 = float(base.ImagePositionPatient[2])
-    for k in range(6):
-        ds = copy.deepcopy(base)
-        plane = pixels.copy()
-        plane[0:8, 0 : 8 + 4 * k] = 4000  # anterior-right corner (row 0 = anterior, col 0 = patient's right)
-        ds.PixelData = plane.astype(pixels.dtype).tobytes()
-        ds.ImagePositionPatient = [base.ImagePositionPatient[0], base.ImagePositionPatient[1], z0 + 5.0 * k]
-        ds.InstanceNumber = k + 1
-        ds.SliceLocation = z0 + 5.0 * k
-        ds.SOPInstanceUID = generate_uid()
-        ds.SeriesInstanceUID = series_uid
-        ds.save_as(str(folder / f"slice_{k:02d}.dcm"))
-    return folder
 
 
 @pytest.fixture(scope="session")
