@@ -118,6 +118,29 @@ def test_ddp_wrapping_on_cpu_uses_no_device_ids(tmp_path):
         dist.destroy_process_group()
 
 
+def test_finish_distributed_run_flushes_and_ends_the_worker(tmp_path):
+    """The multi-GPU overlays end with finish_distributed_run: exit 0 after the logs, nothing after it runs."""
+    import subprocess
+    import sys
+
+    from vila_m3_core.distributed import finish_distributed_run
+
+    finish_distributed_run()  # no process group: a no-op, the test process goes on
+    script = (
+        "import logging, torch.distributed as dist\n"
+        "from vila_m3_core.distributed import finish_distributed_run\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path / 'pg'}', rank=0, world_size=1)\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "print('trained', end='')\n"
+        "logging.info('saved')\n"
+        "finish_distributed_run()\n"
+        "print('after the end')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "trained" and "saved" in done.stderr
+
+
 def test_pin_hashes_fills_only_empty_hashes_of_downloaded_files(tmp_path):
     from vila_m3_core.bundles.large_files import file_hash, pin_hashes
 

@@ -22,6 +22,7 @@ from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
 from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
 from vila_m3_core.experts.runtime import (
+    REPOSITORY_BUNDLES_DIR,
     BundlePipeline,
     Stopwatch,
     bundle_weights_path,
@@ -47,7 +48,8 @@ class BratsExpert(Expert):
     """BraTS SegResNet on four co-registered MRI sequences, run with the ``expert_brats`` bundle's own pipeline.
 
     Args:
-        bundle_dir: the expert bundle folder; weights default to ``<bundle_dir>/models/model.pt``.
+        bundle_dir: the expert bundle folder (default: this repository's ``bundles/expert_brats``); weights default to
+            ``<bundle_dir>/models/model.pt``.
         weights: explicit checkpoint path (overrides ``bundle_dir``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         roi_size: sliding-window patch; ``None`` keeps the bundle's 240x240x160 (each side divisible by 8).
@@ -63,7 +65,7 @@ class BratsExpert(Expert):
 
     def __init__(
         self,
-        bundle_dir: str = "bundles/expert_brats",
+        bundle_dir: str | None = None,
         weights: str | None = None,
         device: str = "auto",
         roi_size: Sequence[int] | None = None,
@@ -73,7 +75,7 @@ class BratsExpert(Expert):
         pipeline: BundlePipeline | None = None,
         config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self.bundle_dir = bundle_dir
+        self.bundle_dir = str(bundle_dir or REPOSITORY_BUNDLES_DIR / "expert_brats")
         self.weights = weights
         self.device = resolve_device(device)
         self.amp = amp
@@ -81,7 +83,7 @@ class BratsExpert(Expert):
         self.colour_mode = colour_mode
         if pipeline is None:
             overrides = {**({"roi_size": list(roi_size)} if roi_size is not None else {}), **(config_overrides or {})}
-            pipeline = pipeline_from_bundle("expert_brats", bundle_dir, overrides, str(self.device))
+            pipeline = pipeline_from_bundle("expert_brats", self.bundle_dir, overrides, str(self.device))
         elif roi_size is not None or config_overrides:
             raise VilaM3Error("roi_size and config_overrides apply to the bundle's pipeline; not with pipeline=.")
         roi = tuple(int(r) for r in getattr(pipeline.inferer, "roi_size", None) or ())

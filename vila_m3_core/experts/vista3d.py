@@ -20,6 +20,7 @@ from vila_m3_core.experts import feedback, labels
 from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
 from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
 from vila_m3_core.experts.runtime import (
+    REPOSITORY_BUNDLES_DIR,
     BundlePipeline,
     Stopwatch,
     bundle_weights_path,
@@ -56,7 +57,8 @@ class Vista3DExpert(Expert):
     on first use, then kept.
 
     Args:
-        bundle_dir: the expert bundle folder; weights default to ``<bundle_dir>/models/model.pt``.
+        bundle_dir: the expert bundle folder (default: this repository's ``bundles/expert_vista3d``); weights default to
+            ``<bundle_dir>/models/model.pt``.
         weights: explicit checkpoint path (overrides ``bundle_dir``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         roi_size: sliding-window patch (``patch_size`` in the bundle: 128^3; small values make CPU tests fast).
@@ -72,7 +74,7 @@ class Vista3DExpert(Expert):
 
     def __init__(
         self,
-        bundle_dir: str = "bundles/expert_vista3d",
+        bundle_dir: str | None = None,
         weights: str | None = None,
         device: str = "auto",
         roi_size: Sequence[int] | None = None,
@@ -82,7 +84,7 @@ class Vista3DExpert(Expert):
         pipeline: BundlePipeline | None = None,
         config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self.bundle_dir = bundle_dir
+        self.bundle_dir = str(bundle_dir or REPOSITORY_BUNDLES_DIR / "expert_vista3d")
         self.weights = weights
         self.device = resolve_device(device)
         self.amp = amp
@@ -90,7 +92,7 @@ class Vista3DExpert(Expert):
         knobs = {"patch_size": None if roi_size is None else list(roi_size), "encoder_embed_dim": encoder_embed_dim}
         overrides = {**{k: v for k, v in knobs.items() if v is not None}, **(config_overrides or {})}
         if pipeline is None:
-            pipeline = pipeline_from_bundle("expert_vista3d", bundle_dir, overrides, str(self.device))
+            pipeline = pipeline_from_bundle("expert_vista3d", self.bundle_dir, overrides, str(self.device))
         elif overrides:
             raise VilaM3Error("roi_size, encoder_embed_dim and config_overrides apply to the bundle's pipeline.")
         self.pipeline = pipeline
