@@ -1,8 +1,8 @@
 """torch.distributed helpers shared by evaluation and the bundles' multi-GPU overlays.
 
 The same code runs on GPUs (nccl, ``cuda:<LOCAL_RANK>``) and on CPU (gloo), so CI can run
-``torchrun --nproc_per_node=2`` on a CPU-only machine. The process group is destroyed at interpreter exit, so gloo's
-threads never abort a finished run.
+``torchrun --nproc_per_node=2`` on a CPU-only machine. A finished worker ends with :func:`finish_distributed_run`
+(see there why it leaves with ``os._exit``); otherwise the process group is destroyed at interpreter exit.
 """
 
 from __future__ import annotations

@@ -157,3 +157,23 @@ def test_pin_hashes_fills_only_empty_hashes_of_downloaded_files(tmp_path):
     text = (tmp_path / "large_files.yml").read_text()
     assert text.startswith("# comment kept") and f'hash_val: "{file_hash(tmp_path / "models" / "a.pt")}"' in text
     assert 'hash_val: "keep"' in text and text.count('hash_val: ""') == 1
+
+
+def test_vista3d_inferer_stitches_on_the_cpu_after_a_cuda_out_of_memory():
+    from types import SimpleNamespace
+
+    from vila_m3_core.bundles.vista3d import stitch_on_cpu_when_out_of_memory
+
+    calls = []
+
+    def infer(**arguments):
+        calls.append(arguments.get("device"))
+        if "device" not in arguments:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return "stitched"
+
+    on_gpu = SimpleNamespace(device=torch.device("cuda", 0))
+    assert stitch_on_cpu_when_out_of_memory(infer, {"inputs": on_gpu}) == "stitched"
+    assert calls == [None, torch.device("cpu")]
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # nothing to fall back to on the CPU
+        stitch_on_cpu_when_out_of_memory(infer, {"inputs": SimpleNamespace(device=torch.device("cpu"))})

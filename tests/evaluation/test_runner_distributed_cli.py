@@ -103,7 +103,8 @@ def test_two_process_report_with_expert_and_green_equals_single_process(cxr_data
         "import json, sys; from vila_m3_core.evaluation import run_evaluation; "
         f"run_evaluation('report_iu', {str(data)!r}, {str(cxr_data / 'images')!r}, {str(tiny_llama3)!r}, "
         f"{str(tmp_path / 'dist')!r}, batch_size=2, device='cpu', max_new_tokens={GEN['max_new_tokens']}, "
-        f"**json.loads(sys.argv[1]))"
+        f"**json.loads(sys.argv[1])); "
+        "from vila_m3_core.distributed import finish_distributed_run; finish_distributed_run()"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",

@@ -53,3 +53,32 @@ def test_tracking_uri_rules(tmp_path):
 def test_flat_metrics_keeps_numbers_only():
     flat = flat_metrics({"f1": 0.5, "per_class": {"lung opacity": {"f1": 0.2, "auc": math.nan}}, "ok": True, "s": "x"})
     assert flat == {"f1": 0.5, "per_class.lung_opacity.f1": 0.2}
+
+
+def _result(task="radvqa"):
+    return {"task": task, "model_path": "tiny", "metrics": {"accuracy": 0.5}, "generation": {}}
+
+
+def test_mlflow_artifacts_go_beside_the_database_or_the_move_is_reported(tmp_path, caplog, monkeypatch):
+    import mlflow
+
+    from vila_m3_core.evaluation.tracking import EXPERIMENT, log_to_mlflow
+
+    monkeypatch.chdir(tmp_path)  # MLflow's own default would be ./mlruns here
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.json").write_text("{}")
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlruns.db'}"
+    (tmp_path / "db").mkdir()
+    log_to_mlflow(uri, _result(), tmp_path / "out")
+    log_to_mlflow(uri, _result(), tmp_path / "out")  # the second run reuses the experiment
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
+    assert len(runs) == 2 and not (tmp_path / "mlruns").exists()
+    assert all((tmp_path / "db" / "mlruns" / run / "artifacts" / "results.json").is_file() for run in runs["run_id"])
+
+    other = f"sqlite:///{tmp_path / 'db' / 'older.db'}"
+    mlflow.set_tracking_uri(other)
+    mlflow.create_experiment(EXPERIMENT, artifact_location=(tmp_path / "elsewhere").as_uri())
+    with caplog.at_level("WARNING", logger="vila_m3_core.evaluation.tracking"):
+        log_to_mlflow(other, _result(), tmp_path / "out")
+    assert "keeps its artifacts in" in caplog.text and "elsewhere" in caplog.text

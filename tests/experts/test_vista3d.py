@@ -145,3 +145,20 @@ def test_pipeline_is_the_bundles_own():
     coarse = Vista3DExpert(device="cpu", encoder_embed_dim=8, config_overrides={"resample_spacing": [3, 3, 3]})
     spacing = next(t for t in coarse.pipeline.preprocessing.transforms if isinstance(t, Spacingd))
     assert list(spacing.spacing_transform.pixdim) == [3, 3, 3]
+
+
+def test_a_model_zoo_bundle_folder_gets_the_released_pipeline_and_keeps_its_weights(tmp_path, vista3d_weights):
+    """A folder from ``monai.bundle download vista3d`` has a config without ``expert_pipeline``: its weights are
+    used with this repository's pipeline."""
+    import json
+    import shutil
+
+    zoo = tmp_path / "vista3d"
+    (zoo / "configs").mkdir(parents=True)
+    (zoo / "configs" / "inference.json").write_text(json.dumps({"network_def": "$None", "image": ""}))
+    (zoo / "models").mkdir()
+    shutil.copy(vista3d_weights, zoo / "models" / "model.pt")
+    expert = Vista3DExpert(bundle_dir=str(zoo), device="cpu", encoder_embed_dim=8)
+    assert expert.pipeline.network_def is not None and expert.load() is expert.pipeline.network_def
+    with pytest.raises(VilaM3Error, match="apply to the bundle's pipeline"):
+        Vista3DExpert(device="cpu", roi_size=(32, 32, 32), pipeline=expert.pipeline)

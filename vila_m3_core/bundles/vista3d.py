@@ -8,6 +8,7 @@ prompt, ``[1, P, H, W, D]`` with ``transpose=True``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,8 @@ from monai.utils.enums import CommonKeys as Keys
 
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts.labels import everything_labels
+
+logger = logging.getLogger(__name__)
 
 #: the 117 classes of "segment everything" (Zoo vista3d ``everything_labels``), from the experts' label data
 EVERYTHING_LABELS = everything_labels()
@@ -68,27 +71,40 @@ class Vista3dInferer(Inferer):
         # zero-shot classes (index above the last supported one) are segmented from points only
         if class_vector is not None and torch.any(class_vector > _point_head(network).last_supported):
             class_vector = None
-        infer = (
-            point_based_window_inferer
-            if (self.use_point_window and point_coords is not None)
-            else sliding_window_inference
-        )
-        return infer(
-            inputs=inputs,
-            roi_size=self.roi_size,
-            sw_batch_size=self.sw_batch_size,
-            transpose=True,
-            predictor=network,
-            mode="gaussian",
-            overlap=self.overlap,
-            point_coords=point_coords,
-            point_labels=point_labels,
-            class_vector=class_vector,
-            prompt_class=prompt_class,
-            prev_mask=prev_mask,
-            labels=labels,
-            label_set=label_set,
-        )
+        arguments = {
+            "inputs": inputs,
+            "roi_size": self.roi_size,
+            "sw_batch_size": self.sw_batch_size,
+            "transpose": True,
+            "predictor": network,
+            "mode": "gaussian",
+            "overlap": self.overlap,
+            "point_coords": point_coords,
+            "point_labels": point_labels,
+            "class_vector": class_vector,
+            "prompt_class": prompt_class,
+            "prev_mask": prev_mask,
+            "labels": labels,
+            "label_set": label_set,
+        }
+        if self.use_point_window and point_coords is not None:
+            return point_based_window_inferer(**arguments)
+        return stitch_on_cpu_when_out_of_memory(sliding_window_inference, arguments)
+
+
+def stitch_on_cpu_when_out_of_memory(infer: Any, arguments: dict[str, Any]) -> torch.Tensor:
+    """``infer(**arguments)``; when CUDA runs out of memory, again with the windows on the GPU and the stitched
+    output on the CPU. "Everything" keeps 117 full-size logit channels, more than a GPU holds for a large CT;
+    MONAI's ``SlidingWindowInfererAdapt`` makes the same fallback."""
+    try:
+        return infer(**arguments)
+    except torch.cuda.OutOfMemoryError:
+        inputs = arguments["inputs"]
+        if inputs.device.type != "cuda":
+            raise
+        logger.warning("CUDA out of memory while stitching VISTA3D windows; stitching on the CPU instead")
+        torch.cuda.empty_cache()
+        return infer(**{**arguments, "sw_device": inputs.device, "device": torch.device("cpu")})
 
 
 def _prompt_tensor(label_prompt: Any, everything_labels: Sequence[int] | None) -> list[int]:

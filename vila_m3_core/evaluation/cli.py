@@ -37,6 +37,7 @@ def evaluate(
     ``--report_sampling``, ``--max_new_tokens``, ``--clean_reports``, ``--green_model``, ``--pathvqa_pkl``,
     ``--limit``, ``--device``, ``--dtype``, ``--revision``, ``--tracking mlflow|sqlite:///...|http://...``.
     """
+    from vila_m3_core.distributed import finish_distributed_run  # under torchrun: a clean end (see there)
     from vila_m3_core.evaluation.api import run_evaluation
     from vila_m3_core.evaluation.suite import run_suite
     from vila_m3_core.evaluation.tasks import TASKS
@@ -46,6 +47,7 @@ def evaluate(
             raise VilaM3Error(f"--suite takes 'all', not {suite!r}.")
         run_suite(data_dir or data or ".", image_root, model_path, output_dir, conv_mode, batch_size, with_expert,
                   tracking, **options)  # fmt: skip
+        finish_distributed_run()
         return
     if task is None or data is None:
         raise VilaM3Error(
@@ -60,3 +62,4 @@ def evaluate(
         print((Path(output_dir) / "summary.md").read_text())
         headline = result["metrics"]["headline"]
         print(json.dumps({"task": task, headline: result["metrics"][headline]}))
+    finish_distributed_run()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from vila_m3_core.errors import VilaM3Error
+
+logger = logging.getLogger(__name__)
 
 EXPERIMENT = "vila-m3-evaluation"
 
@@ -39,12 +42,25 @@ def _use_experiment(mlflow: Any, uri: str) -> None:
 
     MLflow's default artifact root for a database store is ``./mlruns`` under the *current directory*, which
     scatters result files wherever the command was started; MONAI's ``MLFlowHandler`` makes the same choice.
+    An experiment created elsewhere keeps its own artifact location (MLflow cannot move it): that is logged.
     """
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        artifact_location = None
-        if uri.startswith("sqlite:///"):
-            artifact_location = (Path(uri[len("sqlite:///") :]).parent / "mlruns").resolve().as_uri()
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+    wanted = None
+    if uri.startswith("sqlite:///"):
+        wanted = (Path(uri[len("sqlite:///") :]).parent / "mlruns").resolve().as_uri()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        try:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=wanted)
+        except mlflow.exceptions.MlflowException as err:  # another process created it meanwhile
+            if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+                raise VilaM3Error(f"Cannot create the MLflow experiment {EXPERIMENT!r} at {uri}: {err}") from err
+    elif wanted is not None and experiment.artifact_location.rstrip("/") != wanted.rstrip("/"):
+        logger.warning(
+            "MLflow experiment %r at %s keeps its artifacts in %s (created before), not next to the database",
+            EXPERIMENT,
+            uri,
+            experiment.artifact_location,
+        )
     mlflow.set_experiment(EXPERIMENT)
 
 

@@ -3,6 +3,7 @@ missing-weights messages, timing."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from vila_m3_core.errors import VilaM3Error
+
+logger = logging.getLogger(__name__)
 
 #: this repository's bundles; the expert's pipeline is read from here when its bundle_dir holds only weights
 REPOSITORY_BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
@@ -42,18 +45,30 @@ def pipeline_from_bundle(
 ) -> BundlePipeline:
     """The ``expert_pipeline`` of an expert bundle's inference config, with config ``overrides``.
 
-    The config is read from ``bundle_dir`` when it has one, else from this repository's ``bundles/<bundle_name>``
-    (a folder that holds only ``models/`` still gets the released pipeline).
+    The config is read from ``bundle_dir`` when it defines one; otherwise (a folder with only ``models/``, or a
+    Model Zoo bundle such as ``vista3d`` whose config has no ``expert_pipeline``) from this repository's
+    ``bundles/<bundle_name>``, with ``bundle_root`` still ``bundle_dir`` so that its weights are used.
     """
     from vila_m3_core.bundle_config import parsed_item, read_bundle_config
 
-    config_dir = Path(bundle_dir)
-    if not (config_dir / "configs" / "inference.json").is_file():
-        config_dir = REPOSITORY_BUNDLES_DIR / bundle_name
+    own_config = Path(bundle_dir) / "configs" / "inference.json"
+    config_dir = Path(bundle_dir) if _defines_expert_pipeline(own_config) else REPOSITORY_BUNDLES_DIR / bundle_name
     parser = read_bundle_config(config_dir, overrides, device, bundle_root=bundle_dir)
     if "expert_pipeline" not in parser:
         raise VilaM3Error(f"{config_dir / 'configs' / 'inference.json'} defines no 'expert_pipeline' item.")
     return parsed_item(parser, "expert_pipeline")
+
+
+def _defines_expert_pipeline(config_file: Path) -> bool:
+    if not config_file.is_file():
+        return False
+    from monai.bundle import ConfigParser
+
+    try:
+        return "expert_pipeline" in ConfigParser.load_config_file(str(config_file))
+    except Exception as err:  # noqa: BLE001 - any unreadable config: use the released pipeline, say so
+        logger.warning("cannot read %s (%s); using this repository's expert pipeline instead", config_file, err)
+        return False
 
 
 def bundle_weights_path(bundle_dir: str | Path, weights: str | Path | None, bundle_name: str) -> Path:

@@ -117,7 +117,9 @@ class Vista3DExpert(Expert):
 
         network = self.load()
         prompt = torch.tensor(list(label_prompt), dtype=torch.long, device=self.device)
-        sample = self.pipeline.preprocessing({"image": image.data[:1].clone(), "label_prompt": list(label_prompt)})
+        # the prompt is already expanded from the label data (labels.expand_label_prompt): the bundle's
+        # VistaPreTransformd, which expands prompts from the config's "subclass", gets none to expand again
+        sample = self.pipeline.preprocessing({"image": image.data[:1].clone()})
         use_amp = self.amp and self.device.type == "cuda"
         with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
             logits = self.pipeline.inferer(sample["image"][None].to(self.device), network, class_vector=prompt)
