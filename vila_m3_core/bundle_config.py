@@ -116,8 +116,11 @@ def user_error_in(err: BaseException | None) -> VilaM3Error | None:
     return None
 
 
-def parsed_item(parser: Any, item: str) -> Any:
-    """``parser.get_parsed_content(item)``, with a user error raised inside a component re-raised as itself."""
+def parsed_item(parser: Any, item: str, where: str | Path = "the bundle config") -> Any:
+    """``parser.get_parsed_content(item)``; a missing ``item`` is a :class:`VilaM3Error` naming ``where``, and a user
+    error raised inside a component is re-raised as itself."""
+    if item not in parser:
+        raise VilaM3Error(f"{where} defines no {item!r} item.")
     try:
         return parser.get_parsed_content(item, lazy=False)
     except Exception as err:

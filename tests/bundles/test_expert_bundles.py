@@ -61,18 +61,9 @@ def test_cxr_inference_writes_scores_json(cxr_png, xrv_dir, tmp_path):
 
 
 def _run_in_process(bundle: str, **overrides) -> None:
-    from monai.bundle import ConfigWorkflow
+    from vila_m3_core.bundles.runner import bundle_workflow
 
-    from vila_m3_core.bundles.runner import BUNDLES_DIR
-
-    workflow = ConfigWorkflow(
-        config_file=str(BUNDLES_DIR / bundle / "configs" / "inference.json"),
-        workflow_type="infer",
-        logging_file=False,
-        bundle_root=str(BUNDLES_DIR / bundle),
-        device="$torch.device('cpu')",
-        **overrides,
-    )
+    workflow = bundle_workflow(bundle, overrides={"device": "$torch.device('cpu')", **overrides})
     workflow.initialize()
     workflow.run()
 

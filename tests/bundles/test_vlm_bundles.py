@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vila_m3_core.bundles.runner import REPO_ROOT, run_bundle
+from vila_m3_core.bundles.runner import REPO_ROOT, bundle_workflow, run_bundle
 from vila_m3_core.bundles.vlm import experts_from_bundles
 from vila_m3_core.errors import VilaM3Error
 
@@ -162,18 +162,15 @@ class _ScriptedVLM:
 
 
 def test_the_bundle_runs_the_expert_configured_by_its_expert_bundle(brats_images, brats_ckpt, tmp_path):
-    from monai.bundle import ConfigWorkflow
-
-    workflow = ConfigWorkflow(
-        config_file=str(REPO_ROOT / "bundles" / "vila_m3_13b" / "configs" / "inference.json"),
-        workflow_type="infer",
-        logging_file=False,
-        bundle_root=str(REPO_ROOT / "bundles" / "vila_m3_13b"),
-        image=brats_images,
-        prompt="Where is the tumor?",
-        output_dir=str(tmp_path),
-        device="cpu",
-        expert_overrides={"expert_brats": {"ckpt_path": str(brats_ckpt), "roi_size": [32, 32, 32]}},
+    workflow = bundle_workflow(
+        "vila_m3_13b",
+        overrides={
+            "image": brats_images,
+            "prompt": "Where is the tumor?",
+            "output_dir": str(tmp_path),
+            "device": "cpu",
+            "expert_overrides": {"expert_brats": {"ckpt_path": str(brats_ckpt), "roi_size": [32, 32, 32]}},
+        },
     )
     vlm = _ScriptedVLM(["This is an MRI; let me segment it. <BRATS()>", "The tumor is in the centre."])
     workflow.network_def = vlm
@@ -192,22 +189,19 @@ def test_the_bundle_runs_the_expert_configured_by_its_expert_bundle(brats_images
 def test_a_dicom_series_folder_goes_to_vista3d_and_back(dicom_series, vista3d_ckpt, tmp_path):
     """--image <DICOM folder>: read as one CT volume, shown to the VLM as a slice, segmented on the series' grid."""
     import nibabel as nib
-    from monai.bundle import ConfigWorkflow
 
     from vila_m3_core.imaging import load_medical_image
 
-    workflow = ConfigWorkflow(
-        config_file=str(REPO_ROOT / "bundles" / "vila_m3_3b" / "configs" / "inference.json"),
-        workflow_type="infer",
-        logging_file=False,
-        bundle_root=str(REPO_ROOT / "bundles" / "vila_m3_3b"),
-        image=str(dicom_series),
-        prompt="Is there a liver tumor?",
-        output_dir=str(tmp_path),
-        device="cpu",
-        experts=["VISTA3D"],
-        expert_overrides={
-            "expert_vista3d": {"ckpt_path": str(vista3d_ckpt), "encoder_embed_dim": 8, "patch_size": [32, 32, 32]}
+    vista3d = {"ckpt_path": str(vista3d_ckpt), "encoder_embed_dim": 8, "patch_size": [32, 32, 32]}
+    workflow = bundle_workflow(
+        "vila_m3_3b",
+        overrides={
+            "image": str(dicom_series),
+            "prompt": "Is there a liver tumor?",
+            "output_dir": str(tmp_path),
+            "device": "cpu",
+            "experts": ["VISTA3D"],
+            "expert_overrides": {"expert_vista3d": vista3d},
         },
     )
     vlm = _ScriptedVLM(["This looks like a CT image. Let me trigger <VISTA3D(hepatic tumor)>.", "No tumor."])

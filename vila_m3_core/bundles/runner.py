@@ -122,13 +122,24 @@ def missing_workflow_properties(
     The workflow type is ``train`` when the first config is ``train.json`` (evaluate overlays included, as the Zoo
     does), else ``infer``. Runs in this process; the overrides are those of the matching subprocess run.
     """
+    workflow = bundle_workflow(bundle, config_files, overrides, bundles_dir)
+    workflow.initialize()
+    return list(workflow.check_properties() or [])
+
+
+def bundle_workflow(
+    bundle: str,
+    config_files: Sequence[str] = ("configs/inference.json",),
+    overrides: Mapping[str, Any] | None = None,
+    bundles_dir: str | Path = BUNDLES_DIR,
+) -> Any:
+    """``bundle`` as a MONAI ``ConfigWorkflow`` in this process, not initialised yet (``bundle_root`` set; workflow
+    type ``train`` when the first config is ``train.json``, else ``infer``)."""
     from monai.bundle import ConfigWorkflow
 
     root = Path(bundles_dir) / bundle
     files = [str(root / f) for f in config_files]
     kind = "train" if Path(files[0]).name == "train.json" else "infer"
-    workflow = ConfigWorkflow(
+    return ConfigWorkflow(
         config_file=files, workflow_type=kind, logging_file=False, **{"bundle_root": str(root), **(overrides or {})}
     )
-    workflow.initialize()
-    return list(workflow.check_properties() or [])

@@ -97,7 +97,7 @@ def write_cxr_dataset(folder: str | Path, images: int = 8, size: tuple[int, int]
 
 
 def bundle_network(bundle: str, overrides: dict | None = None) -> Any:
-    """The ``network_def`` of one of this repository's bundles (random weights), e.g. ``bundle_network("expert_brats")``."""
+    """The ``network_def`` of one of this repository's bundles, random weights: ``bundle_network("expert_brats")``."""
     from vila_m3_core.bundle_config import read_bundle_config
     from vila_m3_core.bundles.runner import BUNDLES_DIR
 

@@ -56,9 +56,7 @@ def expert_from_bundle(bundle_dir: str | Path, overrides: Mapping[str, Any] | No
     from vila_m3_core.bundle_config import parsed_item, read_bundle_config
 
     parser = read_bundle_config(bundle_dir, overrides, device)
-    if "expert" not in parser:
-        raise VilaM3Error(f"{Path(bundle_dir) / 'configs' / 'inference.json'} defines no 'expert' item.")
-    return parsed_item(parser, "expert")
+    return parsed_item(parser, "expert", Path(bundle_dir) / "configs" / "inference.json")
 
 
 def experts_from_bundles(

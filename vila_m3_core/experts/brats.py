@@ -16,20 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from vila_m3_core.devices import resolve_device
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback, labels
-from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
+from vila_m3_core.experts.base import ExpertRequest, ExpertResult, register_expert
+from vila_m3_core.experts.bundle_expert import BundleSegmentationExpert
 from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
-from vila_m3_core.experts.runtime import (
-    REPOSITORY_BUNDLES_DIR,
-    BundlePipeline,
-    Stopwatch,
-    bundle_weights_path,
-    load_state_dict,
-    pipeline_from_bundle,
-    save_label_nifti,
-)
+from vila_m3_core.experts.runtime import BundlePipeline, Stopwatch, save_label_nifti
 from vila_m3_core.imaging.loading import MRI, MRI_SEQUENCE_ORDER, LoadedImage, load_any
 
 logger = logging.getLogger(__name__)
@@ -44,24 +36,20 @@ def merge_brats_channels(channels: Any) -> Any:
     return torch.where(et, 4, torch.where(tc, 1, torch.where(wt, 2, 0)))
 
 
-class BratsExpert(Expert):
+class BratsExpert(BundleSegmentationExpert):
     """BraTS SegResNet on four co-registered MRI sequences, run with the ``expert_brats`` bundle's own pipeline.
 
     Args:
-        bundle_dir: the expert bundle folder (default: this repository's ``bundles/expert_brats``); weights default to
-            ``<bundle_dir>/models/model.pt``.
-        weights: explicit checkpoint path (overrides ``bundle_dir``).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        bundle_dir, weights, device, amp, pipeline: see :class:`BundleSegmentationExpert`.
         roi_size: sliding-window patch; ``None`` keeps the bundle's 240x240x160 (each side divisible by 8).
-        amp: mixed precision on CUDA (the bundle's default); ignored on CPU.
         training_order: write "yellow and red" (training data) instead of the demo's "red and yellow".
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
-        pipeline: network, transforms and inferer; ``None`` reads the ``expert_pipeline`` of the bundle's
-            ``configs/inference.json`` (the bundle passes its own).
         config_overrides: further bundle config overrides (``{"inferer#overlap": 0.25}``) when reading it.
     """
 
     name = "BRATS"
+    bundle_name = "expert_brats"
+    display_name = "BraTS"
 
     def __init__(
         self,
@@ -75,41 +63,20 @@ class BratsExpert(Expert):
         pipeline: BundlePipeline | None = None,
         config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self.bundle_dir = str(bundle_dir or REPOSITORY_BUNDLES_DIR / "expert_brats")
-        self.weights = weights
-        self.device = resolve_device(device)
-        self.amp = amp
+        overrides = {**({"roi_size": list(roi_size)} if roi_size is not None else {}), **(config_overrides or {})}
+        super().__init__(bundle_dir, weights, device, amp, pipeline, overrides)
         self.training_order = training_order
         self.colour_mode = colour_mode
-        if pipeline is None:
-            overrides = {**({"roi_size": list(roi_size)} if roi_size is not None else {}), **(config_overrides or {})}
-            pipeline = pipeline_from_bundle("expert_brats", self.bundle_dir, overrides, str(self.device))
-        elif roi_size is not None or config_overrides:
-            raise VilaM3Error("roi_size and config_overrides apply to the bundle's pipeline; not with pipeline=.")
-        roi = tuple(int(r) for r in getattr(pipeline.inferer, "roi_size", None) or ())
+        roi = tuple(int(r) for r in getattr(self.pipeline.inferer, "roi_size", None) or ())
         if any(r % 8 for r in roi):
             raise VilaM3Error(f"BraTS roi_size sides must be divisible by 8 (SegResNet); got {roi}.")
-        self.pipeline = pipeline
-        self._network: Any = None
-
-    def load(self) -> Any:
-        """Load the bundle checkpoint into the bundle's SegResNet (once)."""
-        if self._network is None:
-            path = bundle_weights_path(self.bundle_dir, self.weights, "BraTS")
-            load_state_dict(path, self.pipeline.network_def)
-            self._network = self.pipeline.network_def.to(self.device).eval()
-        return self._network
 
     def segment(self, image: LoadedImage) -> np.ndarray:
         """Segment a ``(4, X, Y, Z)`` volume (t1ce, t1, t2, flair) -> ``(X, Y, Z)`` uint8 labels {0, 1, 2, 4}."""
         import torch
 
-        network = self.load()
         sample = self.pipeline.preprocessing({"image": image.data.clone()})
-        use_amp = self.amp and self.device.type == "cuda"
-        with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
-            logits = self.pipeline.inferer(sample["image"][None].to(self.device), network)
-        sample["pred"] = logits[0].float()
+        sample["pred"] = self.infer(sample["image"][None])[0].float()
         labels_map = self.pipeline.postprocessing(sample)["pred"]
         return np.asarray(torch.as_tensor(labels_map)[0].cpu().numpy()).astype(np.uint8)
 

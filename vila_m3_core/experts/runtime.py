@@ -54,9 +54,7 @@ def pipeline_from_bundle(
     own_config = Path(bundle_dir) / "configs" / "inference.json"
     config_dir = Path(bundle_dir) if _defines_expert_pipeline(own_config) else REPOSITORY_BUNDLES_DIR / bundle_name
     parser = read_bundle_config(config_dir, overrides, device, bundle_root=bundle_dir)
-    if "expert_pipeline" not in parser:
-        raise VilaM3Error(f"{config_dir / 'configs' / 'inference.json'} defines no 'expert_pipeline' item.")
-    return parsed_item(parser, "expert_pipeline")
+    return parsed_item(parser, "expert_pipeline", config_dir / "configs" / "inference.json")
 
 
 def _defines_expert_pipeline(config_file: Path) -> bool:

@@ -14,20 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from vila_m3_core.devices import resolve_device
 from vila_m3_core.errors import VilaM3Error
 from vila_m3_core.experts import feedback, labels
-from vila_m3_core.experts.base import Expert, ExpertRequest, ExpertResult, register_expert
+from vila_m3_core.experts.base import ExpertRequest, ExpertResult, register_expert
+from vila_m3_core.experts.bundle_expert import BundleSegmentationExpert
 from vila_m3_core.experts.rendering import label_volumes_ml, render_segmentation, save_picture, to_ras
-from vila_m3_core.experts.runtime import (
-    REPOSITORY_BUNDLES_DIR,
-    BundlePipeline,
-    Stopwatch,
-    bundle_weights_path,
-    load_state_dict,
-    pipeline_from_bundle,
-    save_label_nifti,
-)
+from vila_m3_core.experts.runtime import BundlePipeline, Stopwatch, save_label_nifti
 from vila_m3_core.imaging.loading import CT, LoadedImage, load_any
 
 logger = logging.getLogger(__name__)
@@ -52,25 +44,21 @@ def foreground_or_all(image: Any) -> Any:
     return mask if bool(mask.any()) else image == image
 
 
-class Vista3DExpert(Expert):
+class Vista3DExpert(BundleSegmentationExpert):
     """VISTA3D on CT volumes, run with the ``expert_vista3d`` bundle's own pipeline. The network's weights are loaded
     on first use, then kept.
 
     Args:
-        bundle_dir: the expert bundle folder (default: this repository's ``bundles/expert_vista3d``); weights default to
-            ``<bundle_dir>/models/model.pt``.
-        weights: explicit checkpoint path (overrides ``bundle_dir``).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        bundle_dir, weights, device, amp, pipeline: see :class:`BundleSegmentationExpert`.
         roi_size: sliding-window patch (``patch_size`` in the bundle: 128^3; small values make CPU tests fast).
         encoder_embed_dim: width of the network (bundle: 48; tests use a narrower one).
-        amp: mixed precision on CUDA (the bundle's default); ignored on CPU.
         colour_mode: ``"stable"`` or ``"reference"`` overlay colours.
-        pipeline: network, transforms and inferer; ``None`` reads the ``expert_pipeline`` of the bundle's
-            ``configs/inference.json`` (the bundle passes its own).
         config_overrides: further bundle config overrides (``{"resample_spacing": [2, 2, 2]}``) when reading it.
     """
 
     name = "VISTA3D"
+    bundle_name = "expert_vista3d"
+    display_name = "VISTA3D"
 
     def __init__(
         self,
@@ -84,27 +72,10 @@ class Vista3DExpert(Expert):
         pipeline: BundlePipeline | None = None,
         config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self.bundle_dir = str(bundle_dir or REPOSITORY_BUNDLES_DIR / "expert_vista3d")
-        self.weights = weights
-        self.device = resolve_device(device)
-        self.amp = amp
-        self.colour_mode = colour_mode
         knobs = {"patch_size": None if roi_size is None else list(roi_size), "encoder_embed_dim": encoder_embed_dim}
         overrides = {**{k: v for k, v in knobs.items() if v is not None}, **(config_overrides or {})}
-        if pipeline is None:
-            pipeline = pipeline_from_bundle("expert_vista3d", self.bundle_dir, overrides, str(self.device))
-        elif overrides:
-            raise VilaM3Error("roi_size, encoder_embed_dim and config_overrides apply to the bundle's pipeline.")
-        self.pipeline = pipeline
-        self._network: Any = None
-
-    def load(self) -> Any:
-        """Load the bundle checkpoint into the bundle's ``vista3d132`` (once)."""
-        if self._network is None:
-            path = bundle_weights_path(self.bundle_dir, self.weights, "VISTA3D")
-            load_state_dict(path, self.pipeline.network_def)
-            self._network = self.pipeline.network_def.to(self.device).eval()
-        return self._network
+        super().__init__(bundle_dir, weights, device, amp, pipeline, overrides)
+        self.colour_mode = colour_mode
 
     def segment(self, image: LoadedImage, label_prompt: Sequence[int]) -> Any:
         """Segment ``label_prompt`` (VISTA3D ids, superclasses expanded) in a CT volume.
@@ -115,15 +86,11 @@ class Vista3DExpert(Expert):
         import torch
         from monai.transforms import Invertd
 
-        network = self.load()
         prompt = torch.tensor(list(label_prompt), dtype=torch.long, device=self.device)
         # the prompt is already expanded from the label data (labels.expand_label_prompt): the bundle's
         # VistaPreTransformd, which expands prompts from the config's "subclass", gets none to expand again
         sample = self.pipeline.preprocessing({"image": image.data[:1].clone()})
-        use_amp = self.amp and self.device.type == "cuda"
-        with torch.no_grad(), torch.autocast(self.device.type, enabled=use_amp):
-            logits = self.pipeline.inferer(sample["image"][None].to(self.device), network, class_vector=prompt)
-        sample["pred"] = logits[0].float()
+        sample["pred"] = self.infer(sample["image"][None], class_vector=prompt)[0].float()
         sample["label_prompt"] = prompt
         sample = self.pipeline.postprocessing(sample)
         sample["pred"] = sample["pred"].cpu()
